@@ -1,0 +1,3 @@
+module goro.dev/peers
+
+go 1.19

@@ -1,0 +1,34 @@
+// config.hpp — one run's configuration, from goro::Options and the
+// environment (GOMAXPROCS, GOGC, GORO_DEBUG, GORO_TRACE), parsed once at
+// start-up by parse_config. A malformed variable is a goro::Error naming it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "goro/runtime.hpp"
+
+namespace goro::detail {
+
+struct Config {
+  int procs = 1;
+  std::size_t stack_size = 0;
+  int gc_percent = 100;          // < 0: off
+  std::int64_t schedtrace_ms = 0;
+  bool scheddetail = false;
+  bool gctrace = false;
+  std::int64_t forcegc_ms = 2 * 60 * 1000;  // Go's forcegcperiod: 2 minutes
+  std::string trace_file;
+};
+
+// parse_config merges opt with the environment; throws goro::Error.
+Config parse_config(const Options& opt);
+
+// ncpu is the number of CPUs this process may run on (its affinity mask).
+int ncpu();
+
+// Parsers for single values, exposed for the tests.
+bool parse_int(const char* s, std::int64_t* out);
+
+}  // namespace goro::detail

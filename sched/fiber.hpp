@@ -1,0 +1,62 @@
+// fiber.hpp — a saved execution context on a stack: the one place that knows
+// about Boost.Context and the sanitizers' fiber hooks (Go's gogo/mcall and
+// the g.sched gobuf).
+//
+// goro switches with Boost.Context's fcontext layer (make_fcontext /
+// jump_fcontext, the assembly under boost::context::fiber): a switch pushes the
+// callee-saved registers on the current stack and leaves the stack pointer in
+// `ctx`. That makes `ctx` exactly what the garbage collector needs: scanning
+// [ctx, stack_hi) covers the saved registers and every live frame.
+//
+// What a raw switch does not do, fiber_switch does:
+//   - AddressSanitizer must be told the bounds of the stack being entered
+//     (__sanitizer_start_switch_fiber) and confirm the switch on arrival
+//     (__sanitizer_finish_switch_fiber), or it reports false stack overflows
+//     and loses its fake stacks;
+//   - ThreadSanitizer keeps a shadow stack per fiber and must switch it right
+//     before the jump, from uninstrumented code (__tsan_switch_to_fiber);
+//   - the C++ exception globals (__cxa_get_globals: the caught-exception stack
+//     and the uncaught count) are per thread, but a goroutine can park inside a
+//     catch block and resume on another thread; each fiber carries its own
+//     copy, swapped at every switch.
+//
+// Invariants: a Fiber is resumed by at most one thread at a time; `ctx` is
+// valid only while the fiber is switched out.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace goro::detail {
+
+// EhGlobals mirrors the Itanium C++ ABI's __cxa_eh_globals.
+struct EhGlobals {
+  void* caught = nullptr;
+  unsigned int uncaught = 0;
+};
+
+struct Fiber {
+  void* ctx = nullptr;        // saved stack pointer (fcontext_t) while switched out
+  char* stack_lo = nullptr;   // lowest usable byte (just above the guard page)
+  char* stack_hi = nullptr;   // one past the highest byte (stacks grow down)
+  void* tsan = nullptr;       // ThreadSanitizer fiber handle
+  void* asan_fake = nullptr;  // AddressSanitizer fake-stack handle
+  EhGlobals eh;
+};
+
+// fiber_init_thread makes f describe the calling thread's own stack (an M's g0).
+void fiber_init_thread(Fiber& f);
+// fiber_set_entry names the function every new fiber starts in. It must never
+// return; it ends with fiber_switch(..., true).
+void fiber_set_entry(void (*entry)());
+// fiber_make prepares f to start in the entry on [f.stack_lo, sp) the first
+// time it is switched to.
+void fiber_make(Fiber& f, char* sp);
+// fiber_switch saves the current context in `from` and resumes `to`. It returns
+// when someone switches back to `from`. `from_dies`: `from` will never run
+// again (its sanitizer state is released).
+void fiber_switch(Fiber& from, Fiber& to, bool from_dies = false);
+// fiber_release frees the sanitizer state of a fiber that is not running.
+void fiber_release(Fiber& f);
+
+}  // namespace goro::detail

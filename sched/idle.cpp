@@ -1,0 +1,406 @@
+// idle.cpp — idle Ps and Ms: who sleeps, who wakes whom (Go's wakep,
+// startm, stopm, handoffp, acquirep/releasep, pidleput/pidleget, mput/mget,
+// newm, checkdead).
+//
+// The rules
+//   - An M sleeps only without a P, on its own note, in sched.midle.
+//   - Whoever takes an M out of midle (mget) must wake its note, having first
+//     given it a P in m.nextp — or none, to tell a timer watcher to look
+//     again, or because the runtime is exiting. A woken M acts on exactly
+//     that: nextp set → run it; else look for an idle P or sleep again.
+//   - wakep starts at most one spinning M at a time (nmspinning 0 → 1), so
+//     readying goroutines in a loop wakes one thread, not one per goroutine.
+//   - Timers: the one idle M whose sleep ends at the earliest timer of all Ps
+//     is the watcher (sched.pollM, sched.pollUntil). addtimer wakes it when
+//     a new timer is due sooner. Other idle Ms sleep without a timeout, so an
+//     idle runtime makes no wake-ups at all until a timer is due.
+//   - checkdead: when the last running M goes idle with no timer pending, no
+//     goroutine can ever run again — Go's "all goroutines are asleep".
+//
+// Lock: everything here that touches midle, pidle, mcount, pollM/pollUntil
+// holds sched.lock.
+#include <cstdio>
+#include <cstdlib>
+#include <system_error>
+
+#include "sched/nanotime.hpp"
+#include "sched/proc.hpp"
+#include "sched/signal.hpp"
+
+namespace goro::detail {
+
+// ---------------------------------------------------------------------------
+// Idle P list (sched.lock held)
+
+void pidleput(P* p) {
+  Runtime* r = rt();
+  if (!runqempty(p)) fatal("pidleput: P has non-empty run queue");
+  p->status.store(Pstatus::idle, std::memory_order_relaxed);
+  p->link = r->sched.pidle;
+  r->sched.pidle = p;
+  r->sched.npidle.fetch_add(1, std::memory_order_relaxed);
+}
+
+P* pidleget() {
+  Runtime* r = rt();
+  P* p = r->sched.pidle;
+  if (p != nullptr) {
+    r->sched.pidle = p->link;
+    p->link = nullptr;
+    r->sched.npidle.fetch_sub(1, std::memory_order_relaxed);
+  }
+  return p;
+}
+
+// ---------------------------------------------------------------------------
+// P ownership
+
+void acquirep(M* m, P* p) {
+  if (m->p != nullptr || p->m.load(std::memory_order_relaxed) != nullptr ||
+      p->status.load(std::memory_order_relaxed) != Pstatus::idle) {
+    fatal("acquirep: invalid P state");
+  }
+  m->p = p;
+  p->m.store(m, std::memory_order_relaxed);
+  p->status.store(Pstatus::running, std::memory_order_release);
+  notify_sysmon();
+}
+
+P* releasep(M* m) {
+  P* p = m->p;
+  if (p == nullptr || p->m.load(std::memory_order_relaxed) != m ||
+      p->status.load(std::memory_order_relaxed) != Pstatus::running) {
+    fatal("releasep: invalid P state");
+  }
+  m->p = nullptr;
+  p->m.store(nullptr, std::memory_order_relaxed);
+  p->status.store(Pstatus::idle, std::memory_order_relaxed);
+  return p;
+}
+
+// ---------------------------------------------------------------------------
+// M creation
+
+namespace {
+
+void mput(Runtime* r, M* m);
+M* mget(Runtime* r);
+void checkdead(Runtime* r);
+
+void mstart(Runtime* r, M* m) {
+  set_tls_m(m);
+  fiber_init_thread(m->g0);
+  SignalStack altstack;
+  if (m->nextp != nullptr) {
+    P* p = m->nextp;
+    m->nextp = nullptr;
+    acquirep(m, p);
+  }
+  schedule(r, m);
+  set_tls_m(nullptr);
+}
+
+// newm starts a thread for a new M that will run p (sched.lock held; the
+// thread itself is started by the caller after unlocking, see startm).
+M* newm_locked(Runtime* r, P* p, bool spinning) {
+  Sched& s = r->sched;
+  if (s.mcount >= s.maxmcount) {
+    std::fprintf(stderr, "runtime: program exceeds %d-thread limit\n", s.maxmcount);
+    fatal("thread exhaustion");
+  }
+  M* m = new M();
+  m->id = s.mnext++;
+  m->fastrand = static_cast<std::uint64_t>(nanotime()) ^ (static_cast<std::uint64_t>(m->id) << 32);
+  m->nextp = p;
+  m->spinning.store(spinning, std::memory_order_relaxed);
+  m->alllink = s.allm;
+  s.allm = m;
+  s.mcount++;
+  return m;
+}
+
+void newm_start(Runtime* r, M* m) {
+  try {
+    m->thread = std::thread(mstart, r, m);
+  } catch (const std::system_error&) {
+    fatal("newosproc: failed to create new OS thread");
+  }
+}
+
+}  // namespace
+
+M* new_m0(Runtime* r) {
+  std::lock_guard<Lock> lk(r->sched.lock);
+  M* m = newm_locked(r, nullptr, false);
+  m->is_m0 = true;
+  return m;
+}
+
+void mstart0(M* m) {
+  set_tls_m(m);
+  fiber_init_thread(m->g0);
+  SignalStack altstack;
+  schedule(rt(), m);
+  set_tls_m(nullptr);
+}
+
+// ---------------------------------------------------------------------------
+// Waking
+
+void wakep() {
+  Runtime* r = rt();
+  Sched& s = r->sched;
+  if (s.npidle.load(std::memory_order_relaxed) == 0) return;
+  // Be conservative: one spinning M is enough to find the new work; it
+  // wakes the next when it finds some (resetspinning).
+  if (s.nmspinning.load(std::memory_order_relaxed) != 0) return;
+  int zero = 0;
+  if (!s.nmspinning.compare_exchange_strong(zero, 1, std::memory_order_acq_rel)) return;
+  startm(nullptr, true);
+}
+
+// startm gives p (or an idle P, if p is null) to an idle or new M. With
+// spinning set, the caller already counted the M in nmspinning.
+void startm(P* p, bool spinning) {
+  Runtime* r = rt();
+  Sched& s = r->sched;
+  std::unique_lock<Lock> lk(s.lock);
+  if (p == nullptr) {
+    p = pidleget();
+    if (p == nullptr) {
+      lk.unlock();
+      if (spinning) s.nmspinning.fetch_sub(1, std::memory_order_acq_rel);
+      return;
+    }
+  }
+  M* nm = mget(r);
+  if (nm == nullptr) {
+    nm = newm_locked(r, p, spinning);
+    lk.unlock();
+    newm_start(r, nm);
+    return;
+  }
+  lk.unlock();
+  nm->spinning.store(spinning, std::memory_order_relaxed);
+  nm->nextp = p;
+  nm->park.wakeup();
+}
+
+// handoffp gives away a P whose M is about to block (a system call, a
+// locked goroutine): to a new M if it has work, else to the idle list.
+void handoffp(P* p) {
+  Runtime* r = rt();
+  Sched& s = r->sched;
+  if (!runqempty(p) || s.runqsize.load(std::memory_order_relaxed) != 0) {
+    startm(p, false);
+    return;
+  }
+  // No local work: if nobody is spinning or idle-looking, start a spinning
+  // M in case work arrives.
+  if (s.nmspinning.load(std::memory_order_relaxed) + s.npidle.load(std::memory_order_relaxed) == 0) {
+    int zero = 0;
+    if (s.nmspinning.compare_exchange_strong(zero, 1)) {
+      startm(p, true);
+      return;
+    }
+  }
+  std::unique_lock<Lock> lk(s.lock);
+  if (s.gcwaiting.load(std::memory_order_relaxed)) {
+    p->status.store(Pstatus::gcstop, std::memory_order_relaxed);
+    if (--s.stopwait == 0) s.stopnote.wakeup();
+    return;
+  }
+  if (s.runqsize.load(std::memory_order_relaxed) != 0) {
+    lk.unlock();
+    startm(p, false);
+    return;
+  }
+  pidleput(p);
+}
+
+// ---------------------------------------------------------------------------
+// Sleeping
+
+namespace {
+
+void mput(Runtime* r, M* m) {
+  m->schedlink = r->sched.midle;
+  r->sched.midle = m;
+  r->sched.nmidle++;
+  checkdead(r);
+}
+
+M* mget(Runtime* r) {
+  M* m = r->sched.midle;
+  if (m != nullptr) {
+    r->sched.midle = m->schedlink;
+    m->schedlink = nullptr;
+    r->sched.nmidle--;
+    if (r->sched.pollM.load(std::memory_order_relaxed) == m) {
+      r->sched.pollM.store(nullptr, std::memory_order_relaxed);
+      r->sched.pollUntil.store(0, std::memory_order_relaxed);
+    }
+  }
+  return m;
+}
+
+// mremove takes m itself out of midle; false if someone mget'd it first.
+bool mremove(Runtime* r, M* m) {
+  for (M** pp = &r->sched.midle; *pp != nullptr; pp = &(*pp)->schedlink) {
+    if (*pp == m) {
+      *pp = m->schedlink;
+      m->schedlink = nullptr;
+      r->sched.nmidle--;
+      return true;
+    }
+  }
+  return false;
+}
+
+// stopm parks m until someone hands it a P (true) or, for the timer
+// watcher, until its deadline passes (false, m no longer in midle).
+// Returns false with nothing to do when the runtime is exiting.
+bool stopm(Runtime* r, M* m) {
+  Sched& s = r->sched;
+  std::int64_t deadline = 0;
+  {
+    std::lock_guard<Lock> lk(s.lock);
+    if (s.exiting.load(std::memory_order_relaxed)) return false;
+    const std::int64_t next = timers_earliest();
+    if (next != 0) {
+      const std::int64_t cur = s.pollUntil.load(std::memory_order_relaxed);
+      if (s.pollM.load(std::memory_order_relaxed) == nullptr || next < cur) {
+        s.pollM.store(m, std::memory_order_relaxed);
+        s.pollUntil.store(next, std::memory_order_relaxed);
+        deadline = next;
+      }
+    }
+    m->blocked.store(true, std::memory_order_relaxed);
+    mput(r, m);
+  }
+  bool woken = deadline == 0 ? (m->park.sleep(), true) : m->park.tsleep(deadline - nanotime());
+  if (!woken) {
+    std::lock_guard<Lock> lk(s.lock);
+    if (!mremove(r, m)) {
+      woken = true;  // an mget raced with the timeout: its wakeup is coming
+    } else if (s.pollM.load(std::memory_order_relaxed) == m) {
+      s.pollM.store(nullptr, std::memory_order_relaxed);
+      s.pollUntil.store(0, std::memory_order_relaxed);
+    }
+  }
+  if (woken) m->park.sleep();
+  m->park.clear();
+  m->blocked.store(false, std::memory_order_relaxed);
+  if (m->nextp != nullptr) {
+    P* p = m->nextp;
+    m->nextp = nullptr;
+    acquirep(m, p);
+    return true;
+  }
+  return false;
+}
+
+// checkdead reports a deadlock when no M is running and nothing can wake
+// one (sched.lock held). Go's checkdead.
+void checkdead(Runtime* r) {
+  Sched& s = r->sched;
+  if (s.exiting.load(std::memory_order_relaxed)) return;
+  const int run = s.mcount - s.nmidle - s.nmidlelocked;
+  if (run > 0) return;
+  if (run < 0) {
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "checkdead: inconsistent counts mcount=%d nmidle=%d", s.mcount,
+                  s.nmidle);
+    fatal(buf);
+  }
+  if (s.gcwaiting.load(std::memory_order_relaxed)) return;
+  // A pending timer will wake the watcher.
+  if (timers_earliest() != 0) return;
+  // Nobody runs and nothing will: if some goroutine is runnable we lost a
+  // wakeup (a runtime bug); if they all wait, it is the program's deadlock.
+  bool runnable = false;
+  {
+    std::lock_guard<Lock> lk(r->allglock);
+    for (G* g = r->allgs; g != nullptr; g = g->alllink)
+      runnable |= g->status.load(std::memory_order_relaxed) == Gstatus::runnable;
+  }
+  if (runnable) fatal("checkdead: runnable goroutine while no M is running");
+  fatal("all goroutines are asleep - deadlock!");
+}
+
+}  // namespace
+
+bool stopm_idle(Runtime* r, M* m) {
+  for (;;) {
+    if (stopm(r, m)) return true;
+    if (r->sched.exiting.load(std::memory_order_relaxed)) return false;
+    // Woken as the timer watcher (or poked): get a P and run every due
+    // timer; the goroutines they ready land on that P.
+    P* p = nullptr;
+    {
+      std::lock_guard<Lock> lk(r->sched.lock);
+      p = pidleget();
+    }
+    if (p == nullptr) continue;  // every P is busy: they run their own timers
+    acquirep(m, p);
+    const std::int64_t now = nanotime();
+    const int n = r->gomaxprocs.load(std::memory_order_relaxed);
+    for (int i = 0; i < n; i++) checktimers(r->allp[i].load(std::memory_order_relaxed), now);
+    return true;
+  }
+}
+
+// wake_timer_watcher is called by addtimer: a timer due at `when` is sooner
+// than the watcher's deadline, so wake it to sleep less.
+void wake_timer_watcher(std::int64_t when) {
+  Runtime* r = rt();
+  Sched& s = r->sched;
+  const std::int64_t until = s.pollUntil.load(std::memory_order_relaxed);
+  if (until != 0 && when >= until) return;
+  M* m = nullptr;
+  {
+    std::lock_guard<Lock> lk(s.lock);
+    M* pm = s.pollM.load(std::memory_order_relaxed);
+    if (pm != nullptr) {
+      if (when >= s.pollUntil.load(std::memory_order_relaxed)) return;
+      if (mremove(r, pm)) m = pm;
+      s.pollM.store(nullptr, std::memory_order_relaxed);
+      s.pollUntil.store(0, std::memory_order_relaxed);
+    }
+  }
+  if (m != nullptr) {
+    m->nextp = nullptr;
+    m->park.wakeup();
+    return;
+  }
+  // No watcher: if every P is idle nobody would look at this timer.
+  if (s.npidle.load(std::memory_order_relaxed) == r->gomaxprocs.load(std::memory_order_relaxed))
+    wakep();
+}
+
+// gcstopm parks m for a stop-the-world, handing its P to the stopper.
+void gcstopm(Runtime* r, M* m) {
+  Sched& s = r->sched;
+  if (m->spinning.load(std::memory_order_relaxed)) {
+    m->spinning.store(false, std::memory_order_relaxed);
+    if (s.nmspinning.fetch_sub(1, std::memory_order_acq_rel) - 1 < 0)
+      fatal("gcstopm: negative nmspinning");
+  }
+  P* p = releasep(m);
+  {
+    std::lock_guard<Lock> lk(s.lock);
+    p->status.store(Pstatus::gcstop, std::memory_order_relaxed);
+    if (--s.stopwait == 0) s.stopnote.wakeup();
+  }
+  stopm_idle(r, m);
+}
+
+void begin_exit(Runtime* r) {
+  Sched& s = r->sched;
+  s.exiting.store(true, std::memory_order_release);
+  std::lock_guard<Lock> lk(s.lock);
+  while (M* m = mget(r)) m->park.wakeup();
+  r->sysmonnote.wakeup();
+}
+
+}  // namespace goro::detail

@@ -1,0 +1,69 @@
+// lock.cpp — the runtime's futex mutex and its debug-build rank checks.
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "sched/lockrank.hpp"
+#include "sched/proc.hpp"
+
+namespace goro::detail {
+
+void Lock::lock_slow() {
+  // Spin briefly: runtime critical sections are a few dozen instructions.
+  for (int i = 0; i < 64; i++) {
+    __builtin_ia32_pause();
+    std::uint32_t z = 0;
+    if (key_.load(std::memory_order_relaxed) == 0 &&
+        key_.compare_exchange_weak(z, 1, std::memory_order_acquire))
+      return;
+  }
+  // Mark contended and sleep; whoever unlocks a contended lock wakes one.
+  while (key_.exchange(2, std::memory_order_acquire) != 0) {
+    syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&key_), FUTEX_WAIT | FUTEX_PRIVATE_FLAG, 2,
+            nullptr, nullptr, 0);
+  }
+}
+
+void Lock::unlock_slow() {
+  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&key_), FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1,
+          nullptr, nullptr, 0);
+}
+
+// The ranks held by this thread, innermost last. Locks are never held across
+// a park, so per thread is per M is exact.
+namespace {
+thread_local LockRank held[16];
+thread_local int nheld = 0;
+}  // namespace
+
+void Lock::rank_acquire(LockRank r) {
+  if (nheld > 0) {
+    LockRank top = held[nheld - 1];
+    const bool same_ok = r == LockRank::hchan && top == LockRank::hchan;
+    if (static_cast<int>(r) < static_cast<int>(top) || (r == top && !same_ok)) {
+      char buf[96];
+      std::snprintf(buf, sizeof buf, "lock ordering problem: rank %d taken while holding rank %d",
+                    static_cast<int>(r), static_cast<int>(top));
+      fatal(buf);
+    }
+  }
+  if (nheld < 16) held[nheld] = r;
+  nheld++;
+}
+
+void Lock::rank_release(LockRank r) {
+  // Release order need not be LIFO (select unlocks in reverse address
+  // order anyway); drop the innermost entry of that rank.
+  for (int i = (nheld < 16 ? nheld : 16) - 1; i >= 0; i--) {
+    if (held[i] == r) {
+      for (int j = i; j + 1 < nheld && j + 1 < 16; j++) held[j] = held[j + 1];
+      nheld--;
+      return;
+    }
+  }
+  fatal("unlock of a runtime lock that is not held");
+}
+
+}  // namespace goro::detail

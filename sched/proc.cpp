@@ -1,0 +1,639 @@
+// proc.cpp — the scheduler loop: Go's runtime/proc.go, in goro's words.
+//
+// The G/M/P model (runtime2.hpp has the glossary). Each M runs schedule() on
+// its own native stack (g0). schedule() asks findrunnable() for a G — from
+// runnext, the local run queue, now and then the global queue, else by
+// stealing half of another P's queue — and switches to it. The G runs until
+// it switches back to g0: to park (gopark), to yield (gosched), because it
+// was asked to (safepoint) or because it ended (goexit). Back on g0 the M
+// finishes what the G asked for (park_m, gosched_m, goexit0) and loops.
+//
+//   schedule ──► findrunnable ──► execute ──► fiber_switch(g0 → G)
+//      ▲                                           │ G runs user code
+//      └──── park_m / gosched_m / goexit0 ◄────────┘ fiber_switch(G → g0)
+//
+// When there is nothing to run, findrunnable spins a little (a "spinning" M,
+// stealing), then gives its P back (pidleput) and the M sleeps on its note
+// (stopm). New work wakes one idle P+M, and only when nobody is spinning
+// already (wakep): at most one M is looking for work on behalf of new work,
+// so readying a goroutine costs one futex wake at most, and usually none.
+// The spinning M that finds work wakes another spinner in its place
+// (resetspinning), so a burst of work fans out over idle Ps one M at a time.
+//
+// The delicate part is the spinning -> idle transition: an M that stops
+// spinning must re-check every run queue after decrementing nmspinning,
+// because a goroutine readied meanwhile saw nmspinning > 0 and woke nobody.
+// (Go's "delicate dance", findRunnable.) Missing it loses a wakeup: a
+// runnable G waits while a P idles.
+//
+// Rejected designs: a single global queue under a lock (every go() and
+// wakeup contends on it); waking a thread for every readied goroutine (a
+// futex wake per channel operation); blocking Ms on a condition variable
+// keyed by the global lock (wakeups then serialise on that lock).
+//
+// Invariants (beyond runtime2.hpp's):
+//   - Code on g0 may keep `M* m` across anything: g0 never changes thread.
+//     Code on a G must re-read getg()/getm() after anything that can park.
+//   - A G is executed by one M at a time: it is published runnable only
+//     after its context is saved (g0 publishes, after the switch).
+//   - An M holding a P never sleeps on its note; an M sleeping has no P.
+#include "sched/proc.hpp"
+
+#include <cstdio>
+#include <cstring>
+#include <new>
+#include <numeric>
+
+#include "sched/lockrank.hpp"
+#include "sched/nanotime.hpp"
+#include "sched/signal.hpp"
+
+namespace goro::detail {
+
+std::atomic<Runtime*> rt_{nullptr};
+
+namespace {
+thread_local M* tls_m = nullptr;
+}  // namespace
+
+G* getg() {
+  asm volatile("" ::: "memory");  // never fold two reads across a switch
+  M* m = tls_m;
+  return m != nullptr ? m->curg.load(std::memory_order_relaxed) : nullptr;
+}
+
+M* getm() {
+  asm volatile("" ::: "memory");
+  return tls_m;
+}
+
+void set_tls_m(M* m) { tls_m = m; }
+
+G* require_g(const char* api) {
+  G* g = getg();
+  if (g == nullptr) {
+    throw Error(std::string(api) + " called outside a running goro runtime (not on a goroutine)");
+  }
+  return g;
+}
+
+std::uint32_t fastrand() {
+  // wyrand on the M's state: cheap, per-thread, good enough for victim order
+  // and select's shuffle.
+  M* m = getm();
+  std::uint64_t& s = m->fastrand;
+  s += 0xa0761d6478bd642fULL;
+  __uint128_t t = static_cast<__uint128_t>(s) * (s ^ 0xe7037ed1a0b428dbULL);
+  return static_cast<std::uint32_t>(static_cast<std::uint64_t>(t >> 64) ^ static_cast<std::uint64_t>(t));
+}
+
+// ---------------------------------------------------------------------------
+// G status
+
+namespace {
+
+bool legal_transition(Gstatus from, Gstatus to) {
+  using S = Gstatus;
+  switch (from) {
+    case S::idle: return to == S::runnable || to == S::dead;
+    case S::dead: return to == S::runnable;
+    case S::runnable: return to == S::running;
+    case S::running: return to == S::runnable || to == S::waiting || to == S::syscall || to == S::dead;
+    case S::waiting: return to == S::runnable;
+    case S::syscall: return to == S::running || to == S::runnable;
+  }
+  return false;
+}
+
+}  // namespace
+
+void casgstatus(G* g, Gstatus from, Gstatus to) {
+#ifndef NDEBUG
+  if (!legal_transition(from, to)) {
+    char buf[128];
+    std::snprintf(buf, sizeof buf, "casgstatus: bad transition %s -> %s", gstatus_name(from),
+                  gstatus_name(to));
+    fatal(buf);
+  }
+  Gstatus old = from;
+  if (!g->status.compare_exchange_strong(old, to, std::memory_order_acq_rel)) {
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "casgstatus: goroutine %llu is %s, wanted %s -> %s",
+                  static_cast<unsigned long long>(g->goid), gstatus_name(old),
+                  gstatus_name(from), gstatus_name(to));
+    fatal(buf);
+  }
+#else
+  (void)from;
+  g->status.store(to, std::memory_order_release);
+#endif
+}
+
+// ---------------------------------------------------------------------------
+// Goroutine creation: newproc, malg, gfput/gfget
+
+namespace {
+
+// gmain is where every goroutine starts (fiber_set_entry). It runs the
+// closure and then exits through goexit1; it never returns.
+[[noreturn]] void gmain();
+
+// malg allocates a brand-new G at the top of a fresh stack slot.
+G* malg(Runtime* r) {
+  char* slot = r->stacks.alloc();
+  char* top = slot + r->stacks.slot_size();
+  auto addr = reinterpret_cast<std::uintptr_t>(top - sizeof(G)) & ~std::uintptr_t{63};
+  G* g = ::new (reinterpret_cast<void*>(addr)) G();
+  g->fiber.stack_lo = slot + r->stacks.guard();
+  g->fiber.stack_hi = reinterpret_cast<char*>(g);
+  g->status.store(Gstatus::dead, std::memory_order_relaxed);
+  {
+    std::lock_guard<Lock> lk(r->allglock);
+    g->alllink = r->allgs;
+    r->allgs = g;
+  }
+  r->allglen.fetch_add(1, std::memory_order_relaxed);
+  return g;
+}
+
+// gfput puts a dead G on p's free list; past 64 it moves half to the global
+// list, so a P that only spawns and a P that only exits balance out.
+void gfput(Runtime* r, P* p, G* g) {
+  g->schedlink = p->gFree;
+  p->gFree = g;
+  std::int32_t n = p->gFreeCount.load(std::memory_order_relaxed) + 1;
+  if (n >= 64) {
+    G* head = nullptr;
+    G* tail = nullptr;
+    std::int32_t moved = 0;
+    while (n >= 32) {
+      G* x = p->gFree;
+      p->gFree = x->schedlink;
+      x->schedlink = head;
+      head = x;
+      if (tail == nullptr) tail = x;
+      n--;
+      moved++;
+    }
+    std::lock_guard<Lock> lk(r->sched.gFreeLock);
+    tail->schedlink = r->sched.gFree;
+    r->sched.gFree = head;
+    r->sched.gFreeCount.fetch_add(moved, std::memory_order_relaxed);
+  }
+  p->gFreeCount.store(n, std::memory_order_relaxed);
+}
+
+// gfget takes a free G for p, refilling up to 32 from the global list.
+G* gfget(Runtime* r, P* p) {
+  if (p->gFree == nullptr && r->sched.gFreeCount.load(std::memory_order_relaxed) > 0) {
+    std::lock_guard<Lock> lk(r->sched.gFreeLock);
+    std::int32_t n = p->gFreeCount.load(std::memory_order_relaxed);
+    std::int32_t took = 0;
+    while (n < 32 && r->sched.gFree != nullptr) {
+      G* x = r->sched.gFree;
+      r->sched.gFree = x->schedlink;
+      x->schedlink = p->gFree;
+      p->gFree = x;
+      n++;
+      took++;
+    }
+    r->sched.gFreeCount.fetch_sub(took, std::memory_order_relaxed);
+    p->gFreeCount.store(n, std::memory_order_relaxed);
+  }
+  G* g = p->gFree;
+  if (g != nullptr) {
+    p->gFree = g->schedlink;
+    g->schedlink = nullptr;
+    p->gFreeCount.store(p->gFreeCount.load(std::memory_order_relaxed) - 1,
+                        std::memory_order_relaxed);
+  }
+  return g;
+}
+
+std::uint64_t newgoid(Runtime* r, P* p) {
+  // Ids are handed to Ps in batches of 16 so go() does not contend on one
+  // counter (Go's goidcache).
+  if (p->goidcache == p->goidcacheend) {
+    p->goidcache = r->sched.goidgen.fetch_add(16, std::memory_order_relaxed) + 1;
+    p->goidcacheend = p->goidcache + 16;
+  }
+  return p->goidcache++;
+}
+
+}  // namespace
+
+G* newproc_alloc(std::size_t size, std::size_t align, void** mem) {
+  G* self = require_g("goro::go");
+  Runtime* r = rt();
+  P* p = self->m->p;
+  G* g = gfget(r, p);
+  if (g == nullptr) g = malg(r);
+  // The callable sits just below the G, on the new goroutine's own stack.
+  if (align < 16) align = 16;
+  const std::size_t room = static_cast<std::size_t>(g->fiber.stack_hi - g->fiber.stack_lo) / 4;
+  if (size > room) {
+    gfput(r, p, g);
+    throw Error("goro::go: the goroutine's callable is larger than a quarter of its stack");
+  }
+  auto top = reinterpret_cast<std::uintptr_t>(g->fiber.stack_hi) - size;
+  top &= ~(std::uintptr_t{align} - 1);
+  g->entry_arg = reinterpret_cast<void*>(top);
+  *mem = g->entry_arg;
+  return g;
+}
+
+void newproc_abort(G* g) {
+  // The callable's constructor threw: give the G back unused.
+  G* self = getg();
+  gfput(rt(), self->m->p, g);
+}
+
+void newproc_start(G* g, const Closure* fn, const std::source_location& where) {
+  G* self = getg();
+  Runtime* r = rt();
+  M* m = self->m;
+  P* p = m->p;
+  g->entry = fn;
+  g->created_by = where;
+  g->parent_goid = self->goid;
+  g->goid = newgoid(r, p);
+  g->waitreason = WaitReason::zero;
+  g->waitsince = 0;
+  g->preempt.store(false, std::memory_order_relaxed);
+  g->param = nullptr;
+  fiber_make(g->fiber, static_cast<char*>(g->entry_arg));
+  casgstatus(g, Gstatus::dead, Gstatus::runnable);
+  runqput(p, g, true);
+  wakep();
+  safepoint(self);
+}
+
+namespace {
+
+struct MainFn {
+  std::function<void()>* fn;
+  void operator()() const { (*fn)(); }
+};
+
+}  // namespace
+
+G* newproc_main(Runtime* r, M* m0, std::function<void()>* fn) {
+  P* p = m0->p;
+  G* g = malg(r);
+  auto top = reinterpret_cast<std::uintptr_t>(g->fiber.stack_hi) - sizeof(MainFn);
+  top &= ~std::uintptr_t{63};
+  g->entry_arg = ::new (reinterpret_cast<void*>(top)) MainFn{fn};
+  g->entry = &ClosureOf<MainFn>::closure;
+  g->created_by = std::source_location::current();
+  g->goid = newgoid(r, p);
+  fiber_make(g->fiber, static_cast<char*>(g->entry_arg));
+  casgstatus(g, Gstatus::dead, Gstatus::runnable);
+  runqput(p, g, true);
+  return g;
+}
+
+void schedinit_procs(Runtime* r, M* m0) {
+  set_tls_m(m0);
+  fiber_set_entry(gmain);
+  std::lock_guard<Lock> lk(r->sched.lock);
+  const int n = r->cfg.procs;
+  procresize(n);
+  for (int i = n - 1; i >= 0; i--) {
+    P* p = r->allp[i].load(std::memory_order_relaxed);
+    if (p != m0->p) pidleput(p);
+  }
+}
+
+namespace {
+
+// goexit1 ends the current goroutine: it switches to g0 for the last time.
+[[noreturn]] void goexit1(G* g) {
+  M* m = g->m;
+  m->req = M::Req::exit;
+  fiber_switch(g->fiber, m->g0, /*from_dies=*/true);
+  __builtin_trap();
+}
+
+[[noreturn]] void gmain() {
+  G* g = getg();
+  const Closure* fn = g->entry;
+  g->entry = nullptr;  // started: teardown must not destroy the callable again
+  try {
+    fn->invoke(g->entry_arg);
+  } catch (const std::exception& e) {
+    g = getg();
+    if (g != rt()->main_g) fatal_panic(g, e.what());
+    rt()->main_exception = std::current_exception();
+  } catch (...) {
+    g = getg();
+    if (g != rt()->main_g) fatal_panic(g, "unknown C++ exception (not derived from std::exception)");
+    rt()->main_exception = std::current_exception();
+  }
+  goexit1(getg());
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Parking and readying
+
+void gopark(bool (*unlockf)(G*, void*), void* lock, WaitReason reason) {
+  G* g = getg();
+  M* m = g->m;
+  if (m->locks > 0) fatal("goroutine parked while pinned (proc_pin held across a blocking call)");
+  m->waitunlockf = unlockf;
+  m->waitlock = lock;
+  g->waitreason = reason;
+  m->req = M::Req::park;
+  fiber_switch(g->fiber, m->g0);
+  // Resumed, possibly on another M.
+}
+
+void goready(G* g) {
+  M* m = getm();
+  casgstatus(g, Gstatus::waiting, Gstatus::runnable);
+  P* p = m != nullptr ? m->p : nullptr;
+  if (p != nullptr) {
+    runqput(p, g, true);
+  } else {
+    // No P (e.g. inside blocking()): hand it to the global queue.
+    Runtime* r = rt();
+    std::lock_guard<Lock> lk(r->sched.lock);
+    globrunqput(g);
+  }
+  wakep();
+}
+
+void gosched() {
+  G* g = getg();
+  M* m = g->m;
+  m->req = M::Req::gosched;
+  fiber_switch(g->fiber, m->g0);
+}
+
+void gopreempt() {
+  G* g = getg();
+  M* m = g->m;
+  m->req = M::Req::preempted;
+  fiber_switch(g->fiber, m->g0);
+}
+
+void safepoint_slow() {
+  G* g = getg();
+  if (g->m->locks > 0) return;  // pinned: proc_unpin re-checks
+  g->preempt.store(false, std::memory_order_relaxed);
+  gopreempt();
+}
+
+// ---------------------------------------------------------------------------
+// The loop on g0
+
+namespace {
+
+void resetspinning(Runtime* r, M* m) {
+  m->spinning.store(false, std::memory_order_relaxed);
+  int n = r->sched.nmspinning.fetch_sub(1, std::memory_order_acq_rel) - 1;
+  if (n < 0) fatal("resetspinning: negative nmspinning");
+  // We found work and stop spinning: if nobody else spins, wake another M
+  // to look for more (the work may have come in a burst).
+  wakep();
+}
+
+G* findrunnable(Runtime* r, M* m, bool* inherit);
+
+// after_run completes what the G that just switched back asked for, on g0
+// (Go's park_m, gosched_m, gopreempt_m, goexit0). It returns a G to run at
+// once (a park that was cancelled by its unlock function) or nullptr.
+G* after_run(Runtime* r, M* m, G* g) {
+  M::Req req = m->req;
+  m->req = M::Req::none;
+  switch (req) {
+    case M::Req::park: {
+      casgstatus(g, Gstatus::running, Gstatus::waiting);
+      g->waitsince = r->sched.coarse_now.load(std::memory_order_relaxed);
+      g->m = nullptr;
+      m->curg.store(nullptr, std::memory_order_relaxed);
+      auto unlockf = m->waitunlockf;
+      void* lock = m->waitlock;
+      m->waitunlockf = nullptr;
+      m->waitlock = nullptr;
+      if (unlockf != nullptr && !unlockf(g, lock)) {
+        casgstatus(g, Gstatus::waiting, Gstatus::runnable);
+        return g;
+      }
+      return nullptr;
+    }
+    case M::Req::gosched:
+      casgstatus(g, Gstatus::running, Gstatus::runnable);
+      g->m = nullptr;
+      m->curg.store(nullptr, std::memory_order_relaxed);
+      // Behind everything local. (Go puts it on the global queue; the
+      // local tail keeps yield lock-free and still lets every queued G go
+      // first. The 1-in-61 global check keeps global work from starving.)
+      runqput(m->p, g, false);
+      return nullptr;
+    case M::Req::preempted: {
+      casgstatus(g, Gstatus::running, Gstatus::runnable);
+      g->m = nullptr;
+      m->curg.store(nullptr, std::memory_order_relaxed);
+      std::lock_guard<Lock> lk(r->sched.lock);
+      globrunqput(g);
+      return nullptr;
+    }
+    case M::Req::exit: {
+      casgstatus(g, Gstatus::running, Gstatus::dead);
+      g->m = nullptr;
+      m->curg.store(nullptr, std::memory_order_relaxed);
+      if (m->lockedg == g) m->lockedg = nullptr;
+      g->lockedm = nullptr;
+      g->lockedcount = 0;
+      g->waitreason = WaitReason::zero;
+      if (g == r->main_g) {
+        begin_exit(r);
+        return nullptr;
+      }
+      gfput(r, m->p, g);
+      return nullptr;
+    }
+    case M::Req::exitsyscall:
+      return exitsyscall0(r, m, g);
+    case M::Req::abandon:
+      m->curg.store(nullptr, std::memory_order_relaxed);
+      return nullptr;
+    case M::Req::none:
+      break;
+  }
+  fatal("after_run: goroutine switched to g0 without a request");
+}
+
+// execute runs g on m until it switches back, then finishes its request;
+// it keeps going while that yields a G to run immediately.
+void execute(Runtime* r, M* m, G* g, bool inherit) {
+  while (g != nullptr) {
+    if (m->p == nullptr) return;  // exiting
+    P* p = m->p;
+    m->curg.store(g, std::memory_order_relaxed);
+    g->m = m;
+    casgstatus(g, Gstatus::runnable, Gstatus::running);
+    if (!inherit) p->schedtick.store(p->schedtick.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    fiber_switch(m->g0, g->fiber);
+    g = after_run(r, m, g);
+    inherit = true;
+  }
+}
+
+}  // namespace
+
+// schedule is the body of every M: find a G, run it, repeat, until the
+// runtime exits.
+void schedule(Runtime* r, M* m) {
+  for (;;) {
+    if (m->lockedg != nullptr) {
+      // This M belongs to a locked goroutine that is not runnable: hand the
+      // P away and sleep until the goroutine is handed back to us.
+      if (r->sched.exiting.load(std::memory_order_relaxed)) return;
+      // (If it merely yielded it sits in a run queue; whoever takes it
+      // from there hands it back through startlockedm.)
+      G* lg = m->lockedg;
+      stoplockedm(r, m);
+      if (m->p == nullptr) return;  // exiting
+      execute(r, m, lg, false);
+      continue;
+    }
+    bool inherit = false;
+    G* g = findrunnable(r, m, &inherit);
+    if (g == nullptr) return;  // exiting
+    if (m->spinning.load(std::memory_order_relaxed)) resetspinning(r, m);
+    if (g->lockedm != nullptr && g->lockedm != m) {
+      // g may run only on its own M: give that M our P.
+      startlockedm(r, m, g);
+      continue;
+    }
+    execute(r, m, g, inherit);
+  }
+}
+
+namespace {
+
+// stealwork tries, four rounds over all Ps in random order, to steal half
+// of some P's run queue; the last round also runs other Ps' due timers and
+// takes their runnext.
+G* stealwork(Runtime* r, M* m, bool* inherit) {
+  P* p = m->p;
+  const int n = r->gomaxprocs.load(std::memory_order_relaxed);
+  constexpr int stealTries = 4;
+  for (int i = 0; i < stealTries; i++) {
+    const bool last = i == stealTries - 1;
+    const std::uint32_t start = fastrand() % static_cast<std::uint32_t>(n);
+    std::uint32_t stride = 1 + fastrand() % static_cast<std::uint32_t>(n);
+    while (std::gcd(stride, static_cast<std::uint32_t>(n)) != 1) stride++;
+    for (int k = 0; k < n; k++) {
+      if (r->sched.gcwaiting.load(std::memory_order_relaxed) ||
+          r->sched.exiting.load(std::memory_order_relaxed))
+        return nullptr;
+      P* p2 = r->allp[(start + static_cast<std::uint32_t>(k) * stride) % static_cast<std::uint32_t>(n)]
+                  .load(std::memory_order_relaxed);
+      if (p2 == p) continue;
+      if (last) {
+        const std::int64_t w = p2->timers.when0.load(std::memory_order_relaxed);
+        if (w != 0 && w <= nanotime()) {
+          checktimers(p2, nanotime());
+          if (G* g = runqget(p, inherit)) return g;
+        }
+      }
+      if (G* g = runqsteal(p, p2, last)) return g;
+    }
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+namespace {
+
+// findrunnable finds a goroutine to run; it blocks (stopm) when there is
+// none and returns nullptr only when the runtime is exiting.
+G* findrunnable(Runtime* r, M* m, bool* inherit) {
+  Sched& s = r->sched;
+top:
+  if (s.exiting.load(std::memory_order_relaxed)) return nullptr;
+  P* p = m->p;
+  if (s.gcwaiting.load(std::memory_order_acquire)) {
+    gcstopm(r, m);
+    goto top;
+  }
+  if (p->timers.when0.load(std::memory_order_relaxed) != 0) checktimers(p, nanotime());
+
+  // Fairness: now and then take from the global queue first, or two
+  // goroutines that keep readying each other would starve it.
+  if (p->schedtick.load(std::memory_order_relaxed) % 61 == 0 && s.runqsize.load(std::memory_order_relaxed) > 0) {
+    std::lock_guard<Lock> lk(s.lock);
+    if (G* g = globrunqget(p, 1)) return g;
+  }
+  if (G* g = runqget(p, inherit)) return g;
+  if (s.runqsize.load(std::memory_order_relaxed) > 0) {
+    std::lock_guard<Lock> lk(s.lock);
+    if (G* g = globrunqget(p, 0)) return g;
+  }
+
+  // Steal. Limit the spinners to half the busy Ps, so that with many idle
+  // Ps we do not burn all CPUs looking for the same few goroutines.
+  {
+    const int procs = r->gomaxprocs.load(std::memory_order_relaxed);
+    if (m->spinning.load(std::memory_order_relaxed) ||
+        2 * s.nmspinning.load(std::memory_order_relaxed) <
+            procs - s.npidle.load(std::memory_order_relaxed)) {
+      if (!m->spinning.load(std::memory_order_relaxed)) {
+        m->spinning.store(true, std::memory_order_relaxed);
+        s.nmspinning.fetch_add(1, std::memory_order_acq_rel);
+      }
+      if (G* g = stealwork(r, m, inherit)) return g;
+    }
+  }
+
+  // Nothing to do: give up the P.
+  {
+    std::unique_lock<Lock> lk(s.lock);
+    if (s.gcwaiting.load(std::memory_order_relaxed) || s.exiting.load(std::memory_order_relaxed)) {
+      lk.unlock();
+      goto top;
+    }
+    if (s.runqsize.load(std::memory_order_relaxed) > 0) return globrunqget(p, 0);
+    releasep(m);
+    pidleput(p);
+  }
+
+  // The delicate dance: having stopped spinning, look once more at every
+  // run queue, since work readied while we spun may have woken nobody.
+  if (m->spinning.load(std::memory_order_relaxed)) {
+    m->spinning.store(false, std::memory_order_relaxed);
+    if (s.nmspinning.fetch_sub(1, std::memory_order_acq_rel) - 1 < 0)
+      fatal("findrunnable: negative nmspinning");
+    const int n = r->gomaxprocs.load(std::memory_order_relaxed);
+    for (int i = 0; i < n; i++) {
+      P* p2 = r->allp[i].load(std::memory_order_relaxed);
+      if (!runqempty(p2)) {
+        P* np = nullptr;
+        {
+          std::lock_guard<Lock> lk(s.lock);
+          np = pidleget();
+        }
+        if (np != nullptr) {
+          acquirep(m, np);
+          m->spinning.store(true, std::memory_order_relaxed);
+          s.nmspinning.fetch_add(1, std::memory_order_acq_rel);
+          goto top;
+        }
+        break;
+      }
+    }
+  }
+
+  // Sleep, until a timer is due if we are the one watching timers.
+  if (!stopm_idle(r, m)) return nullptr;
+  goto top;
+}
+
+}  // namespace
+
+}  // namespace goro::detail

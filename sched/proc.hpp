@@ -1,0 +1,143 @@
+// proc.hpp — the scheduler's internal interface, shared by sched/, runtime/
+// and the later subsystems (channels, sync, the GC, sync.Pool).
+//
+// Go's names: these are the functions of runtime/proc.go that the rest of the
+// runtime calls. The essay and invariants are in runtime2.hpp (the data) and
+// proc.cpp (the algorithms).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+
+#include "runtime/config.hpp"
+#include "sched/runtime2.hpp"
+#include "sched/stack.hpp"
+
+namespace goro::detail {
+
+// maxProcs bounds GOMAXPROCS, as Go's _MaxGomaxprocs does.
+inline constexpr int maxProcs = 1024;
+
+// Runtime is one run of goro: everything run() creates and destroys. There
+// is at most one at a time in a process (rt).
+struct Runtime {
+  Config cfg;
+  Sched sched;
+  // allp[i] for i < gomaxprocs are the live Ps. Ps are created on demand and
+  // never freed before the runtime ends, so a pointer read from allp stays
+  // valid; procresize changes only gomaxprocs and the Ps' status.
+  std::atomic<P*> allp[maxProcs] = {};
+  std::atomic<int> gomaxprocs{0};
+  StackAllocator stacks;
+
+  Lock allglock{LockRank::allg};  // guards allgs (a leaf lock)
+  G* allgs = nullptr;
+  std::atomic<std::int64_t> allglen{0};
+
+  G* main_g = nullptr;
+  std::exception_ptr main_exception;
+  std::int64_t start_time = 0;
+  M* m0 = nullptr;
+
+  // sysmon and schedtrace
+  std::thread sysmon;
+  Note sysmonnote;
+  std::atomic<bool> sysmonwait{false};
+};
+
+extern std::atomic<Runtime*> rt_;
+inline Runtime* rt() { return rt_.load(std::memory_order_relaxed); }
+
+// getg and getm read the thread's current G and M. They are deliberately not
+// inlined: a goroutine may resume on another thread, and a compiler that
+// inlines a thread_local read may keep its address across the switch.
+G* getg();
+M* getm();
+
+// Lifecycle (proc.cpp).
+void schedinit(Runtime* r);
+void mstart0(M* m);        // run the scheduler loop on the calling thread
+void schedteardown(Runtime* r);
+
+// Goroutine creation and exit.
+G* newproc_alloc(std::size_t size, std::size_t align, void** mem);
+void newproc_start(G* g, const Closure* fn, const std::source_location& where);
+
+// Parking. gopark switches to g0 and, there, runs unlockf(g, lock); if that
+// returns false the G resumes at once. Otherwise it stays _Gwaiting until
+// some goready(g). Must be called on a goroutine.
+void gopark(bool (*unlockf)(G*, void*), void* lock, WaitReason reason);
+// goready makes a _Gwaiting G runnable, next on the current P (runnext).
+// Callable from a goroutine or from g0 with a P.
+void goready(G* g);
+void gosched();           // yield
+void gopreempt();         // yield because preemption was requested
+// safepoint is called by every runtime entry: it yields if this G was asked
+// to (stop the world, sysmon) and it is not pinned.
+void safepoint_slow();
+inline void safepoint(G* g) {
+  if (g->preempt.load(std::memory_order_relaxed)) safepoint_slow();
+}
+
+// The loop and the idle machinery (proc.cpp, idle.cpp).
+void set_tls_m(M* m);
+void schedule(Runtime* r, M* m);
+void gcstopm(Runtime* r, M* m);     // stop this M for a stop-the-world
+bool stopm_idle(Runtime* r, M* m);  // park an M without a P; false: exiting
+void begin_exit(Runtime* r);        // main returned: make every M leave
+M* new_m0(Runtime* r);              // the M for run()'s own thread
+void schedinit_procs(Runtime* r, M* m0);  // the first GOMAXPROCS Ps; m0 gets P0
+G* newproc_main(Runtime* r, M* m0, std::function<void()>* fn);  // goroutine 1
+void wake_timer_watcher(std::int64_t when);  // a timer due sooner than the watcher wakes
+
+// Ps and Ms.
+void wakep();
+P* pidleget();            // sched.lock held
+void pidleput(P* p);      // sched.lock held
+void acquirep(M* m, P* p);
+P* releasep(M* m);
+void startm(P* p, bool spinning);
+void handoffp(P* p);
+G* exitsyscall0(Runtime* r, M* m, G* g);   // syscall.cpp
+void stoplockedm(Runtime* r, M* m);
+void startlockedm(Runtime* r, M* m, G* g);
+void notify_sysmon();
+
+// Run queues (runq.cpp).
+void runqput(P* p, G* g, bool next);
+G* runqget(P* p, bool* inherit_time);
+G* runqsteal(P* p, P* p2, bool steal_runnext);
+bool runqempty(P* p);
+std::uint32_t runqlen(P* p);
+void globrunqput(G* g);          // sched.lock held
+void globrunqputhead(G* g);      // sched.lock held
+void globrunqputbatch(G* head, G* tail, std::int32_t n);  // sched.lock held
+G* globrunqget(P* p, std::int32_t max);  // sched.lock held
+void runqdrain_to_global(P* p);  // sched.lock held, world stopped
+
+// Stop the world (stw.cpp).
+void stop_the_world(const char* reason);
+void start_the_world();
+int procresize(int nprocs);      // world stopped, sched.lock held
+
+// Status transitions, checked in debug builds.
+void casgstatus(G* g, Gstatus from, Gstatus to);
+
+void sleep_until_ns(std::int64_t when);  // time.cpp
+
+// The runtime semaphore (sema.cpp): Go's semacquire/semrelease.
+void semacquire(std::atomic<std::uint32_t>* addr, bool lifo, WaitReason reason);
+void semrelease(std::atomic<std::uint32_t>* addr, bool handoff);
+
+// Miscellaneous.
+std::uint32_t fastrand();
+[[noreturn]] void fatal(const char* msg);  // "fatal error: msg", dump, exit 2
+[[noreturn]] void fatal_panic(G* g, const char* what);  // a goroutine panicked
+void dump_goroutines(int fd, G* self);
+G* require_g(const char* api);   // getg() or throw goro::Error naming the API
+
+}  // namespace goro::detail

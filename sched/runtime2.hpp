@@ -1,0 +1,250 @@
+// runtime2.hpp — the scheduler's data structures: G, M, P and sched.
+//
+// Go's runtime/runtime2.go, in goro's words.
+//
+// Glossary
+//   G  a goroutine: a stack, a saved context and a state. Gs are never freed
+//      while the runtime runs; a dead G goes to a free list (gFree) with its
+//      stack and is reused by the next go(), as Go does.
+//   M  a machine: an OS thread. Its native stack is g0, on which the scheduler
+//      loop (schedule) runs; user code runs only on G stacks. An M runs Go code
+//      only while it holds a P.
+//   P  a processor: the right to run goroutines, and the per-CPU state that
+//      goes with it — a local run queue, a free-G cache, timers. There are
+//      exactly GOMAXPROCS Ps; an M without a P sleeps.
+//   sched  the global state: idle Ms and Ps, the global run queue, the global
+//      free-G list and the stop-the-world machinery, under sched.lock.
+//
+// Design
+//   A goroutine never switches directly to another goroutine. It switches to
+//   its M's g0 (gopark, gosched, goexit) and g0 decides what runs next; this
+//   is Go's mcall. Costing a second switch (a few ns) it buys the one
+//   property every park path relies on: by the time anyone can see a parked G
+//   (in a channel's wait queue, a timer, the run queue), its context has been
+//   saved, because g0 publishes it after the switch (park_m's unlock step).
+//   Rejected: direct G-to-G switching (saves a switch, but the parking G's
+//   context would be published by the G it switches to, which makes every
+//   wake-up path race with the save).
+//
+// Invariants
+//   - A G is in at most one queue: a P's runq/runnext, sched.runq, a wait
+//     queue (sudog/sema), or a free list. Its status says which kind.
+//   - Only the M running a G (g.m) changes its status away from _Grunning;
+//     only the waker changes _Gwaiting to _Grunnable (goready), exactly once.
+//   - A P's runq is written (tail) only by the M that owns the P; any M may
+//     consume from its head (runqget/runqsteal) with a CAS.
+//   - p.status == _Prunning  <=>  p.m != nullptr and p.m.p == p.
+//   - nmspinning counts Ms with m.spinning set; it never goes negative.
+//   - Lock order (checked in debug builds, lockrank.hpp):
+//       sched.lock > p.timersLock > sema root lock
+//     allglock is a leaf taken alone.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <source_location>
+#include <thread>
+#include <vector>
+
+#include "goro/runtime.hpp"
+#include "sched/fiber.hpp"
+#include "sched/lockrank.hpp"
+#include "sched/note.hpp"
+#include "sched/timer.hpp"
+
+namespace goro::detail {
+
+struct M;
+struct P;
+
+// G status, as Go's _G* constants. Transitions (checked by casgstatus in
+// debug builds):
+//   _Gidle -> _Grunnable           newproc
+//   _Grunnable -> _Grunning        execute
+//   _Grunning -> _Grunnable        gosched, preemption
+//   _Grunning -> _Gwaiting         gopark
+//   _Gwaiting -> _Grunnable        goready
+//   _Grunning -> _Gsyscall         entersyscall
+//   _Gsyscall -> _Grunning         exitsyscall (fast path, or after a P is found)
+//   _Gsyscall -> _Grunnable        exitsyscall found no P (queued globally)
+//   _Grunning -> _Gdead            goexit
+//   _Gdead -> _Grunnable           newproc reusing a free G
+enum class Gstatus : std::uint32_t {
+  idle = 0,
+  runnable = 1,
+  running = 2,
+  syscall = 3,
+  waiting = 4,
+  dead = 6,
+};
+const char* gstatus_name(Gstatus s);
+
+// waitReason says why a G is _Gwaiting; the strings are Go's.
+enum class WaitReason : std::uint8_t {
+  zero,
+  chan_receive,
+  chan_send,
+  chan_receive_nil,
+  chan_send_nil,
+  select,
+  select_no_cases,
+  sleep,
+  semacquire,
+  sync_mutex_lock,
+  sync_rwmutex_lock,
+  sync_rwmutex_rlock,
+  sync_cond_wait,
+  wait_group_wait,
+  gc_finalizer_wait,
+  force_gc_idle,
+  gc_stop_the_world,
+  preempted,
+  timer_goroutine_idle,
+  debug_call,
+};
+const char* wait_reason_string(WaitReason r);
+
+// G is a goroutine. It lives at the top of its own stack slot (stack.hpp),
+// so a parked goroutine whose stack use is small costs one page.
+struct alignas(64) G {
+  Fiber fiber;            // context and stack bounds; only fiber.cpp touches it
+  std::atomic<Gstatus> status{Gstatus::idle};
+  std::uint64_t goid = 0;
+  M* m = nullptr;         // the M running it; set by execute, cleared at park
+  G* schedlink = nullptr; // next in whichever queue holds it (runq lists, gFree)
+  const Closure* entry = nullptr;
+  void* entry_arg = nullptr;  // the callable, constructed on this G's stack
+  std::source_location created_by;
+  std::uint64_t parent_goid = 0;
+  WaitReason waitreason = WaitReason::zero;
+  std::int64_t waitsince = 0;   // nanotime() when it parked, for dumps
+  std::atomic<bool> preempt{false};  // yield at the next safepoint
+  M* lockedm = nullptr;          // lock_os_thread
+  int lockedcount = 0;
+  void* param = nullptr;         // a waker's message to the parked G (chan.go's gp.param)
+  bool selectdone = false;
+  Timer sleeptimer;              // sleep_for's timer, embedded: no allocation per sleep
+  G* alllink = nullptr;          // allgs list
+};
+
+// P status, as Go's _P* constants. Transitions happen under sched.lock
+// except _Prunning <-> _Psyscall, which the owner and sysmon CAS.
+//   _Pidle -> _Prunning      acquirep
+//   _Prunning -> _Pidle      releasep + pidleput
+//   _Prunning -> _Psyscall   entersyscall
+//   _Psyscall -> _Prunning   exitsyscall fast path
+//   _Psyscall -> _Pidle      retake/handoffp (sysmon)
+//   * -> _Pgcstop            stop the world
+//   _Pgcstop -> _Pidle/_Prunning   start the world
+//   _Pgcstop -> _Pdead       procresize shrinking GOMAXPROCS
+enum class Pstatus : std::uint32_t {
+  idle = 0,
+  running = 1,
+  syscall = 2,
+  gcstop = 3,
+  dead = 4,
+};
+const char* pstatus_name(Pstatus s);
+
+// runqSize is the length of a P's local run queue. Go's is 256.
+inline constexpr std::uint32_t runqSize = 256;
+
+struct alignas(64) P {
+  int id = 0;
+  std::atomic<Pstatus> status{Pstatus::idle};
+  P* link = nullptr;       // sched.pidle list; guarded by sched.lock
+  std::atomic<std::uint32_t> schedtick{0};  // incremented per G started (owner only; sysmon reads)
+  std::atomic<std::uint32_t> syscalltick{0};
+  std::atomic<M*> m{nullptr};  // back-link to the M holding it (nullptr when idle)
+
+  // The local run queue: a lock-free single-producer (this P's M),
+  // multi-consumer ring. Owner writes runqtail; consumers CAS runqhead.
+  alignas(64) std::atomic<std::uint32_t> runqhead{0};
+  alignas(64) std::atomic<std::uint32_t> runqtail{0};
+  std::atomic<G*> runq[runqSize];
+  // runnext, if not null, runs next and inherits the current time slice: a
+  // goroutine that readies another and then blocks hands its slice over, so
+  // ping-pong pairs stay on one P with no queueing.
+  std::atomic<G*> runnext{nullptr};
+
+  // Free Gs with stacks, owned by this P (no lock). Balanced with sched.gFree.
+  G* gFree = nullptr;
+  std::atomic<std::int32_t> gFreeCount{0};  // read by num_goroutine
+  std::uint64_t goidcache = 0;     // a batch of goroutine ids (Go's p.goidcache)
+  std::uint64_t goidcacheend = 0;
+
+  Timers timers;  // sleeping goroutines and runtime timers, per P as in Go 1.14
+
+  // Room for the per-P state later subsystems hang here (mcache, pool pin).
+  void* mcache = nullptr;
+};
+
+// M is an OS thread.
+struct alignas(64) M {
+  std::int64_t id = 0;
+  Fiber g0;                 // the thread's native stack, where schedule() runs
+  std::atomic<G*> curg{nullptr};  // the G running on it (nullptr on g0); read by preemptall
+  P* p = nullptr;           // the attached P (nullptr when idle or in syscall)
+  P* nextp = nullptr;       // the P to acquire when woken (startm's handoff)
+  P* oldp = nullptr;        // the P held before entersyscall
+  std::atomic<bool> spinning{false};
+  std::atomic<bool> blocked{false};  // parked on its note (read by schedtrace)
+  int locks = 0;            // procPin depth: no preemption while > 0
+  Note park;                // where an idle M sleeps (stopm)
+  M* schedlink = nullptr;   // sched.midle list
+  M* alllink = nullptr;     // allm list
+  G* lockedg = nullptr;     // lock_os_thread
+  std::uint64_t fastrand = 0;
+  std::thread thread;
+  bool is_m0 = false;
+
+  // The continuation g0 runs after a G switched to it: Go's mcall argument.
+  enum class Req : std::uint8_t { none, park, gosched, preempted, exit, exitsyscall, abandon };
+  Req req = Req::none;
+  bool (*waitunlockf)(G*, void*) = nullptr;
+  void* waitlock = nullptr;
+};
+
+// schedt is the global scheduler state.
+struct Sched {
+  std::atomic<std::uint64_t> goidgen{0};
+  // lock guards: midle, nmidle, pidle, runq, gFree, stopwait and the
+  // M list; it is the outermost runtime lock.
+  Lock lock{LockRank::sched};
+  M* midle = nullptr;
+  int nmidle = 0;
+  int nmidlelocked = 0;
+  std::int64_t mnext = 0;   // M ids; also the count of Ms ever started
+  int maxmcount = 10000;
+  int nmsys = 1;            // system Ms not counted for deadlock (sysmon)
+  M* allm = nullptr;
+
+  P* pidle = nullptr;
+  std::atomic<int> npidle{0};
+  std::atomic<int> nmspinning{0};
+
+  G* runqhead_ = nullptr;   // the global run queue
+  G* runqtail_ = nullptr;
+  std::atomic<std::int32_t> runqsize{0};
+
+  Lock gFreeLock{LockRank::gfree};     // guards gFree and gFreeCount (a leaf lock)
+  G* gFree = nullptr;       // the global free-G list
+  std::atomic<std::int32_t> gFreeCount{0};
+  int mcount = 0;           // Ms alive (sched.lock)
+
+  std::atomic<bool> gcwaiting{false};   // stop the world requested
+  int stopwait = 0;
+  Note stopnote;
+  std::atomic<int> stwpinned{0};        // pinned Gs STW is waiting on
+
+  std::atomic<std::int64_t> pollUntil{0};  // the timer watcher's deadline (0: none)
+  std::atomic<M*> pollM{nullptr};          // that watcher
+
+  std::atomic<bool> exiting{false};     // main returned: Ms leave their loops
+  std::atomic<int> ngsys{0};            // runtime goroutines (not counted by num_goroutine)
+  int newprocs = 0;                     // GOMAXPROCS to apply at start_the_world
+  std::atomic<std::int64_t> coarse_now{0};  // nanotime(), refreshed by sysmon (for waitsince)
+};
+
+}  // namespace goro::detail

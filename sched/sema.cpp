@@ -1,0 +1,126 @@
+// sema.cpp — the runtime semaphore that sync is built on (Go's sema.go).
+//
+// semacquire(addr) waits until *addr > 0 and decrements it; semrelease(addr)
+// increments it and wakes one waiter. The counter is the user's word (a
+// WaitGroup's, a Mutex's); the waiters live in a table of 251 roots hashed by
+// address, each a lock and a FIFO of sudogs on the waiters' stacks. So any
+// word can be a semaphore with no per-object allocation, and a Mutex is just
+// two integers.
+//
+// handoff: semrelease gives the unit straight to the first waiter (ticket)
+// and yields to it, so a barging goroutine cannot take it first — what the
+// Mutex's starvation mode needs. lifo: a waiter that already waited (a Mutex
+// waiter that woke and lost) goes to the front of its address's queue.
+//
+// Invariants: root.nwait counts the sudogs queued in the root plus the
+// acquirers between incrementing it and queueing; a releaser that sees
+// nwait == 0 after its increment may skip the lock, because any acquirer
+// still to come will see the increment (cansemacquire) before it parks.
+#include "sched/proc.hpp"
+#include "sched/sudog.hpp"
+
+namespace goro::detail {
+
+namespace {
+
+struct alignas(64) SemaRoot {
+  Lock lock{LockRank::sema};
+  WaitQ q;  // every waiter of every address hashed here, FIFO per address
+  std::atomic<std::uint32_t> nwait{0};
+};
+
+constexpr std::size_t semTabSize = 251;
+SemaRoot semtable[semTabSize];
+
+SemaRoot& semroot(const void* addr) {
+  return semtable[(reinterpret_cast<std::uintptr_t>(addr) >> 3) % semTabSize];
+}
+
+bool cansemacquire(std::atomic<std::uint32_t>* addr) {
+  std::uint32_t v = addr->load(std::memory_order_acquire);
+  while (v != 0) {
+    if (addr->compare_exchange_weak(v, v - 1, std::memory_order_acq_rel)) return true;
+  }
+  return false;
+}
+
+void queue(SemaRoot& root, Sudog* s, bool lifo) {
+  if (lifo) {
+    for (Sudog* x = root.q.first; x != nullptr; x = x->next) {
+      if (x->elem == s->elem) {
+        s->prev = x->prev;
+        s->next = x;
+        if (x->prev != nullptr)
+          x->prev->next = s;
+        else
+          root.q.first = s;
+        x->prev = s;
+        return;
+      }
+    }
+  }
+  root.q.enqueue(s);
+}
+
+Sudog* dequeue(SemaRoot& root, void* addr) {
+  for (Sudog* s = root.q.first; s != nullptr; s = s->next) {
+    if (s->elem == addr) {
+      root.q.remove(s);
+      return s;
+    }
+  }
+  return nullptr;
+}
+
+bool unlock_root(G*, void* root) {
+  static_cast<SemaRoot*>(root)->lock.unlock();
+  return true;
+}
+
+}  // namespace
+
+void semacquire(std::atomic<std::uint32_t>* addr, bool lifo, WaitReason reason) {
+  if (cansemacquire(addr)) return;
+  G* g = require_g("goro semaphore acquire");
+  Sudog s;
+  s.g = g;
+  s.elem = addr;
+  SemaRoot& root = semroot(addr);
+  for (;;) {
+    root.lock.lock();
+    root.nwait.fetch_add(1, std::memory_order_seq_cst);
+    if (cansemacquire(addr)) {
+      root.nwait.fetch_sub(1, std::memory_order_relaxed);
+      root.lock.unlock();
+      return;
+    }
+    s.ticket = 0;
+    queue(root, &s, lifo);
+    gopark(unlock_root, &root, reason);
+    if (s.ticket != 0 || cansemacquire(addr)) return;
+  }
+}
+
+void semrelease(std::atomic<std::uint32_t>* addr, bool handoff) {
+  SemaRoot& root = semroot(addr);
+  addr->fetch_add(1, std::memory_order_seq_cst);
+  if (root.nwait.load(std::memory_order_seq_cst) == 0) return;
+  Sudog* s = nullptr;
+  {
+    std::lock_guard<Lock> lk(root.lock);
+    if (root.nwait.load(std::memory_order_relaxed) == 0) return;
+    s = dequeue(root, addr);
+    if (s != nullptr) root.nwait.fetch_sub(1, std::memory_order_relaxed);
+  }
+  if (s == nullptr) return;
+  if (handoff && cansemacquire(addr)) s->ticket = 1;
+  const bool yield_to_it = s->ticket == 1;
+  goready(s->g);  // s may be gone once the waiter runs
+  if (yield_to_it) {
+    // Direct handoff: let the waiter (now in runnext) run on our P.
+    G* g = getg();
+    if (g != nullptr && g->m->locks == 0) gosched();
+  }
+}
+
+}  // namespace goro::detail

@@ -1,0 +1,181 @@
+// stw.cpp — stopping and starting the world, and resizing the set of Ps
+// (Go's stopTheWorldWithSema, startTheWorldWithSema, procresize).
+//
+// To stop the world the stopper takes every P away from the Ms:
+//   1. under sched.lock, set gcwaiting and count the Ps to stop (stopwait);
+//   2. its own P, every idle P and every P in a system call stop at once;
+//   3. every running goroutine is asked to yield (preemptall sets g.preempt);
+//      it notices at its next safepoint — any runtime call, or
+//      goro::preempt_point() — yields to g0, and g0 sees gcwaiting and parks
+//      the M in gcstopm, which hands the P over and decrements stopwait;
+//   4. the stopper sleeps on sched.stopnote until stopwait reaches 0,
+//      re-asking every 100 us (a goroutine that was between its safepoint
+//      check and a park would otherwise miss the request).
+// A goroutine inside proc_pin() ignores the request (m.locks > 0) until
+// proc_unpin, which checks again: pinning holds off stop-the-world, as Go's
+// procPin does. A goroutine that never reaches a safepoint holds the world
+// off indefinitely; sysmon's preemption (docs/scheduler.md) deals with that.
+//
+// Starting the world applies a pending GOMAXPROCS change (procresize), gives
+// the Ps back — with work to an M, without to the idle list — and clears
+// gcwaiting.
+//
+// Invariants: only one stop-the-world at a time (stwlock); while the world is
+// stopped exactly one M holds a P (status running): the stopper's; all other
+// Ps are _Pgcstop.
+#include <cstdio>
+
+#include "sched/nanotime.hpp"
+#include "sched/proc.hpp"
+
+namespace goro::detail {
+
+namespace {
+
+void preemptall(Runtime* r) {
+  const int n = r->gomaxprocs.load(std::memory_order_relaxed);
+  for (int i = 0; i < n; i++) {
+    P* p = r->allp[i].load(std::memory_order_relaxed);
+    if (p->status.load(std::memory_order_relaxed) != Pstatus::running) continue;
+    M* m = p->m.load(std::memory_order_relaxed);
+    if (m == nullptr) continue;
+    if (G* g = m->curg.load(std::memory_order_relaxed)) g->preempt.store(true, std::memory_order_relaxed);
+  }
+}
+
+// stwlock serialises stoppers (Go's worldsema). A stopper is a goroutine, so
+// waiting for the lock must park it, not its thread: a goroutine-aware
+// mutex built on the semaphore.
+std::atomic<std::uint32_t> worldsema{1};
+
+}  // namespace
+
+void stop_the_world(const char* reason) {
+  (void)reason;
+  G* g = getg();
+  semacquire(&worldsema, false, WaitReason::gc_stop_the_world);
+  g = getg();
+  M* m = g->m;
+  m->locks++;  // the stopper itself must not be preempted
+  Runtime* r = rt();
+  Sched& s = r->sched;
+  bool wait;
+  {
+    std::lock_guard<Lock> lk(s.lock);
+    s.stopwait = r->gomaxprocs.load(std::memory_order_relaxed);
+    s.gcwaiting.store(true, std::memory_order_release);
+    preemptall(r);
+    m->p->status.store(Pstatus::gcstop, std::memory_order_relaxed);
+    s.stopwait--;
+    const int n = r->gomaxprocs.load(std::memory_order_relaxed);
+    for (int i = 0; i < n; i++) {
+      P* p = r->allp[i].load(std::memory_order_relaxed);
+      Pstatus st = Pstatus::syscall;
+      if (p->status.compare_exchange_strong(st, Pstatus::gcstop)) {
+        p->syscalltick.fetch_add(1, std::memory_order_relaxed);
+        s.stopwait--;
+      }
+    }
+    while (P* p = pidleget()) {
+      p->status.store(Pstatus::gcstop, std::memory_order_relaxed);
+      s.stopwait--;
+    }
+    wait = s.stopwait > 0;
+  }
+  if (wait) {
+    while (!s.stopnote.tsleep(100 * 1000)) {
+      std::lock_guard<Lock> lk(s.lock);
+      preemptall(r);
+    }
+  }
+  s.stopnote.clear();
+  if (s.stopwait != 0) fatal("stop_the_world: not stopped");
+}
+
+void start_the_world() {
+  G* g = getg();
+  M* m = g->m;
+  Runtime* r = rt();
+  Sched& s = r->sched;
+  P* runnable = nullptr;
+  {
+    std::lock_guard<Lock> lk(s.lock);
+    int procs = r->gomaxprocs.load(std::memory_order_relaxed);
+    if (s.newprocs != 0) {
+      procs = s.newprocs;
+      s.newprocs = 0;
+    }
+    procresize(procs);
+    // Idle Ps with work go to Ms; the others to the idle list.
+    for (int i = procs - 1; i >= 0; i--) {
+      P* p = r->allp[i].load(std::memory_order_relaxed);
+      if (p == m->p) continue;
+      if (runqempty(p) && p->timers.when0.load(std::memory_order_relaxed) == 0) {
+        pidleput(p);
+      } else {
+        p->status.store(Pstatus::idle, std::memory_order_relaxed);
+        p->link = runnable;
+        runnable = p;
+      }
+    }
+    s.gcwaiting.store(false, std::memory_order_release);
+  }
+  while (runnable != nullptr) {
+    P* p = runnable;
+    runnable = p->link;
+    p->link = nullptr;
+    startm(p, false);
+  }
+  wakep();
+  m->locks--;
+  semrelease(&worldsema, false);
+  safepoint(getg());
+}
+
+int procresize(int nprocs) {
+  Runtime* r = rt();
+  M* m = getm();
+  const int old = r->gomaxprocs.load(std::memory_order_relaxed);
+  for (int i = 0; i < nprocs; i++) {
+    if (r->allp[i].load(std::memory_order_relaxed) == nullptr) {
+      P* p = new P();
+      p->id = i;
+      p->status.store(Pstatus::gcstop, std::memory_order_relaxed);
+      r->allp[i].store(p, std::memory_order_release);
+    }
+  }
+  P* cur = m->p;
+  // Ps beyond the new count die: their goroutines go to the global queue
+  // (in order), their timers and free Gs to surviving Ps.
+  P* heir = cur != nullptr && cur->id < nprocs ? cur : r->allp[0].load(std::memory_order_relaxed);
+  for (int i = nprocs; i < old; i++) {
+    P* p = r->allp[i].load(std::memory_order_relaxed);
+    runqdrain_to_global(p);
+    timers_move(p, heir);
+    while (p->gFree != nullptr) {
+      G* g = p->gFree;
+      p->gFree = g->schedlink;
+      std::lock_guard<Lock> lk(r->sched.gFreeLock);
+      g->schedlink = r->sched.gFree;
+      r->sched.gFree = g;
+      r->sched.gFreeCount.fetch_add(1, std::memory_order_relaxed);
+    }
+    p->gFreeCount.store(0, std::memory_order_relaxed);
+    p->status.store(Pstatus::dead, std::memory_order_relaxed);
+  }
+  r->gomaxprocs.store(nprocs, std::memory_order_release);
+  if (cur != nullptr && cur->id < nprocs) {
+    cur->status.store(Pstatus::running, std::memory_order_relaxed);
+  } else {
+    if (cur != nullptr) {
+      cur->m.store(nullptr, std::memory_order_relaxed);
+      m->p = nullptr;
+    }
+    P* p0 = r->allp[0].load(std::memory_order_relaxed);
+    p0->status.store(Pstatus::idle, std::memory_order_relaxed);
+    acquirep(m, p0);
+  }
+  return old;
+}
+
+}  // namespace goro::detail

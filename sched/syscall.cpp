@@ -1,0 +1,163 @@
+// syscall.cpp — goroutines in blocking calls (Go's entersyscall,
+// exitsyscall, exitsyscall0) and goroutines locked to their thread
+// (LockOSThread: stoplockedm, startlockedm).
+//
+// entersyscall detaches the P from the M but leaves it marked _Psyscall, so
+// the common case — a call that returns quickly — gets it back with one CAS
+// and no lock (exitsyscall's fast path). If the call blocks, sysmon sees the
+// P sitting in _Psyscall for a whole tick (retake) and hands it to another M
+// (handoffp), so the other goroutines keep running. On return the goroutine
+// takes its old P if still free, else any idle P, else it goes on the global
+// run queue and its M goes idle (exitsyscall0).
+//
+// A goroutine locked to its thread (lock_os_thread) runs only on that M, and
+// that M runs nothing else: when the goroutine parks, its M hands the P away
+// and sleeps (stoplockedm); when an M picks the goroutine from a run queue
+// it gives its P to the locked M and goes idle itself (startlockedm).
+//
+// Invariants:
+//   - while a G is in _Gsyscall its M has no P (m.p == nullptr, m.oldp is the
+//     P it left, which may have been taken);
+//   - _Psyscall -> anything is a CAS: the returning M, sysmon and the
+//     stopper race for it and exactly one wins;
+//   - g.lockedm == m  <=>  m.lockedg == g.
+#include "sched/proc.hpp"
+
+namespace goro::detail {
+
+void entersyscall() {
+  G* g = require_g("goro::blocking");
+  safepoint(g);
+  M* m = g->m;
+  P* p = m->p;
+  casgstatus(g, Gstatus::running, Gstatus::syscall);
+  p->m.store(nullptr, std::memory_order_relaxed);
+  m->oldp = p;
+  m->p = nullptr;
+  p->status.store(Pstatus::syscall, std::memory_order_seq_cst);
+  // A stop-the-world that counted this P as running before we marked it
+  // would wait for us for the whole call: give the P to it now.
+  Runtime* r = rt();
+  if (r->sched.gcwaiting.load(std::memory_order_seq_cst)) {
+    std::lock_guard<Lock> lk(r->sched.lock);
+    Pstatus st = Pstatus::syscall;
+    if (p->status.compare_exchange_strong(st, Pstatus::gcstop)) {
+      if (--r->sched.stopwait == 0) r->sched.stopnote.wakeup();
+    }
+  }
+}
+
+void exitsyscall() {
+  G* g = getg();
+  M* m = g->m;
+  Runtime* r = rt();
+  P* oldp = m->oldp;
+  m->oldp = nullptr;
+  // Fast path: our P is still waiting for us.
+  Pstatus st = Pstatus::syscall;
+  if (oldp != nullptr && oldp->status.compare_exchange_strong(st, Pstatus::idle)) {
+    acquirep(m, oldp);
+    oldp->syscalltick.fetch_add(1, std::memory_order_relaxed);
+    casgstatus(g, Gstatus::syscall, Gstatus::running);
+    if (r->sched.exiting.load(std::memory_order_relaxed)) goto abandon;
+    return;
+  }
+  // Our P was retaken: any idle one will do.
+  if (!r->sched.gcwaiting.load(std::memory_order_acquire) &&
+      r->sched.npidle.load(std::memory_order_relaxed) > 0) {
+    P* p = nullptr;
+    {
+      std::lock_guard<Lock> lk(r->sched.lock);
+      if (!r->sched.gcwaiting.load(std::memory_order_relaxed)) p = pidleget();
+    }
+    if (p != nullptr) {
+      acquirep(m, p);
+      casgstatus(g, Gstatus::syscall, Gstatus::running);
+      return;
+    }
+  }
+  // Slow path, on g0: queue the goroutine and park the M.
+  m->req = M::Req::exitsyscall;
+  fiber_switch(g->fiber, m->g0);
+  return;
+abandon:
+  // main has returned while we were in the call: this goroutine is
+  // abandoned; let the M leave.
+  m->req = M::Req::abandon;
+  fiber_switch(g->fiber, m->g0);
+  __builtin_trap();
+}
+
+// exitsyscall0 runs on g0 for a goroutine whose P was taken during its call.
+// Returns the G to run at once if an idle P turned up, else nullptr (the G
+// is queued and this M slept until it got a P, or the runtime is exiting).
+G* exitsyscall0(Runtime* r, M* m, G* g) {
+  casgstatus(g, Gstatus::syscall, Gstatus::runnable);
+  g->m = nullptr;
+  m->curg.store(nullptr, std::memory_order_relaxed);
+  P* p = nullptr;
+  {
+    std::lock_guard<Lock> lk(r->sched.lock);
+    if (!r->sched.gcwaiting.load(std::memory_order_relaxed)) p = pidleget();
+    if (p == nullptr) globrunqput(g);
+  }
+  if (p != nullptr) {
+    acquirep(m, p);
+    return g;
+  }
+  stopm_idle(r, m);
+  return nullptr;
+}
+
+// ---------------------------------------------------------------------------
+// LockOSThread
+
+void stoplockedm(Runtime* r, M* m) {
+  P* p = releasep(m);
+  handoffp(p);
+  {
+    std::lock_guard<Lock> lk(r->sched.lock);
+    r->sched.nmidlelocked++;
+  }
+  m->park.sleep();
+  m->park.clear();
+  {
+    std::lock_guard<Lock> lk(r->sched.lock);
+    r->sched.nmidlelocked--;
+  }
+  if (m->nextp == nullptr) return;  // exiting
+  P* np = m->nextp;
+  m->nextp = nullptr;
+  acquirep(m, np);
+}
+
+void startlockedm(Runtime* r, M* m, G* g) {
+  M* lm = g->lockedm;
+  P* p = releasep(m);
+  lm->nextp = p;
+  lm->park.wakeup();
+  stopm_idle(r, m);
+}
+
+}  // namespace goro::detail
+
+namespace goro {
+
+void lock_os_thread() {
+  detail::G* g = detail::require_g("goro::lock_os_thread");
+  detail::M* m = g->m;
+  g->lockedcount++;
+  g->lockedm = m;
+  m->lockedg = g;
+}
+
+void unlock_os_thread() {
+  detail::G* g = detail::require_g("goro::unlock_os_thread");
+  if (g->lockedcount == 0) return;  // as Go: unlocking an unlocked goroutine is a no-op
+  if (--g->lockedcount == 0) {
+    g->m->lockedg = nullptr;
+    g->lockedm = nullptr;
+  }
+}
+
+}  // namespace goro

@@ -1,0 +1,203 @@
+// sysmon.cpp — the system monitor thread and schedtrace (Go's sysmon,
+// retake, schedtrace).
+//
+// sysmon is an OS thread with no P that watches the scheduler from outside:
+//   - it asks a goroutine that has run for more than 10 ms on one P without
+//     going back to the scheduler to yield at its next safepoint (preemption
+//     by flag: g.preempt; the goroutine checks it at every runtime call and
+//     at goro::preempt_point());
+//   - it prints the GORO_DEBUG=schedtrace lines;
+//   - it keeps a coarse clock (sched.coarse_now) so that parking does not
+//     read the clock just to record how long a goroutine has waited.
+// It sleeps 20 us between looks while the runtime is busy and backs off to
+// 10 ms when nothing needs it; when every P is idle it sleeps until an M
+// acquires a P (notify_sysmon), so an idle runtime uses no CPU at all.
+//
+// Invariants: sysmon never holds a P and never runs goroutines; it reads
+// other threads' state only through atomics, except under sched.lock for
+// schedtrace's Ms list.
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "sched/nanotime.hpp"
+#include "sched/proc.hpp"
+
+namespace goro::detail {
+
+namespace {
+
+constexpr std::int64_t forcePreemptNS = 10 * 1000 * 1000;  // Go's 10 ms time slice
+
+struct PSnapshot {
+  std::uint32_t schedtick = 0;
+  std::int64_t schedwhen = 0;
+};
+
+// retake asks goroutines that have held a P for a whole time slice to
+// yield. Returns how many it asked.
+int retake(Runtime* r, std::vector<PSnapshot>& snaps, std::int64_t now) {
+  int n = 0;
+  const int procs = r->gomaxprocs.load(std::memory_order_relaxed);
+  if (snaps.size() < static_cast<std::size_t>(procs)) snaps.resize(static_cast<std::size_t>(procs));
+  for (int i = 0; i < procs; i++) {
+    P* p = r->allp[i].load(std::memory_order_acquire);
+    if (p == nullptr) continue;
+    PSnapshot& ps = snaps[static_cast<std::size_t>(i)];
+    if (p->status.load(std::memory_order_relaxed) != Pstatus::running) continue;
+    const std::uint32_t t = p->schedtick.load(std::memory_order_relaxed);
+    if (ps.schedtick != t) {
+      ps.schedtick = t;
+      ps.schedwhen = now;
+    } else if (ps.schedwhen + forcePreemptNS <= now) {
+      M* m = p->m.load(std::memory_order_relaxed);
+      if (m != nullptr) {
+        if (G* g = m->curg.load(std::memory_order_relaxed)) {
+          g->preempt.store(true, std::memory_order_relaxed);
+          n++;
+        }
+      }
+      ps.schedwhen = now;  // ask again a slice later, not every tick
+    }
+  }
+  return n;
+}
+
+}  // namespace
+
+void schedtrace(Runtime* r, bool detailed) {
+  Sched& s = r->sched;
+  const std::int64_t now = nanotime();
+  std::string out;
+  char buf[512];
+  std::lock_guard<Lock> lk(s.lock);
+  const int procs = r->gomaxprocs.load(std::memory_order_relaxed);
+  std::snprintf(buf, sizeof buf,
+                "SCHED %lldms: gomaxprocs=%d idleprocs=%d threads=%d spinningthreads=%d "
+                "idlethreads=%d runqueue=%d",
+                static_cast<long long>((now - r->start_time) / 1000000), procs,
+                s.npidle.load(std::memory_order_relaxed), s.mcount + 1 /* sysmon */,
+                s.nmspinning.load(std::memory_order_relaxed), s.nmidle,
+                s.runqsize.load(std::memory_order_relaxed));
+  out += buf;
+  if (detailed) {
+    std::snprintf(buf, sizeof buf, " gcwaiting=%d nmidlelocked=%d stopwait=%d sysmonwait=%d\n",
+                  s.gcwaiting.load(std::memory_order_relaxed) ? 1 : 0, s.nmidlelocked, s.stopwait,
+                  r->sysmonwait.load(std::memory_order_relaxed) ? 1 : 0);
+    out += buf;
+  }
+  for (int i = 0; i < procs; i++) {
+    P* p = r->allp[i].load(std::memory_order_relaxed);
+    const std::uint32_t len = runqlen(p);
+    if (detailed) {
+      M* m = p->m.load(std::memory_order_relaxed);
+      std::size_t ntimers = 0;
+      {
+        std::lock_guard<Lock> tl(p->timers.lock);
+        ntimers = p->timers.heap.size();
+      }
+      std::snprintf(buf, sizeof buf,
+                    "  P%d: status=%u schedtick=%u syscalltick=%u m=%lld runqsize=%u gfreecnt=%d "
+                    "timerslen=%zu\n",
+                    i, static_cast<unsigned>(p->status.load(std::memory_order_relaxed)),
+                    p->schedtick.load(std::memory_order_relaxed),
+                    p->syscalltick.load(std::memory_order_relaxed),
+                    m != nullptr ? static_cast<long long>(m->id) : -1LL, len,
+                    p->gFreeCount.load(std::memory_order_relaxed), ntimers);
+    } else {
+      std::snprintf(buf, sizeof buf, "%s%u%s", i == 0 ? " [" : " ", len, i == procs - 1 ? "]\n" : "");
+    }
+    out += buf;
+  }
+  if (detailed) {
+    for (M* m = s.allm; m != nullptr; m = m->alllink) {
+      // Only the M itself writes m->p; sched.lock keeps the list stable and
+      // the value is for display.
+      P* p = __atomic_load_n(&m->p, __ATOMIC_RELAXED);
+      G* g = m->curg.load(std::memory_order_relaxed);
+      std::snprintf(buf, sizeof buf,
+                    "  M%lld: p=%d curg=%lld mallocing=0 throwing=0 preemptoff= locks=%d dying=0 "
+                    "spinning=%s blocked=%s lockedg=%lld\n",
+                    static_cast<long long>(m->id), p != nullptr ? p->id : -1,
+                    g != nullptr ? static_cast<long long>(g->goid) : -1LL,
+                    __atomic_load_n(&m->locks, __ATOMIC_RELAXED),
+                    m->spinning.load(std::memory_order_relaxed) ? "true" : "false",
+                    m->blocked.load(std::memory_order_relaxed) ? "true" : "false", -1LL);
+      out += buf;
+    }
+    std::lock_guard<Lock> gl(r->allglock);
+    for (G* g = r->allgs; g != nullptr; g = g->alllink) {
+      const Gstatus st = g->status.load(std::memory_order_relaxed);
+      if (st == Gstatus::dead) continue;
+      std::snprintf(buf, sizeof buf, "  G%llu: status=%u(%s) m=%lld lockedm=-1\n",
+                    static_cast<unsigned long long>(g->goid), static_cast<unsigned>(st),
+                    st == Gstatus::waiting ? wait_reason_string(g->waitreason) : "",
+                    -1LL);
+      out += buf;
+    }
+  }
+  std::fwrite(out.data(), 1, out.size(), stderr);
+  std::fflush(stderr);
+}
+
+void notify_sysmon() {
+  Runtime* r = rt();
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (r->sysmonwait.load(std::memory_order_relaxed)) {
+    r->sysmonwait.store(false, std::memory_order_relaxed);
+    r->sysmonnote.wakeup();
+  }
+}
+
+void sysmon(Runtime* r) {
+  Sched& s = r->sched;
+  std::vector<PSnapshot> snaps;
+  std::int64_t delay = 0;
+  int idle = 0;
+  std::int64_t lasttrace = 0;
+  const std::int64_t trace_ns = r->cfg.schedtrace_ms * 1000000;
+  for (;;) {
+    if (idle == 0)
+      delay = 20 * 1000;
+    else if (idle > 50)
+      delay *= 2;
+    if (delay > 10 * 1000 * 1000) delay = 10 * 1000 * 1000;
+    std::int64_t sleep_ns = delay;
+    if (trace_ns > 0) {
+      const std::int64_t until_trace = lasttrace + trace_ns - nanotime();
+      if (until_trace < sleep_ns) sleep_ns = until_trace > 0 ? until_trace : 0;
+    }
+    if (sleep_ns > 0) r->sysmonnote.tsleep(sleep_ns);
+    r->sysmonnote.clear();
+    if (s.exiting.load(std::memory_order_acquire)) return;
+    std::int64_t now = nanotime();
+    s.coarse_now.store(now, std::memory_order_relaxed);
+
+    // Nothing to watch: sleep until some M takes a P.
+    if (trace_ns <= 0 && (s.gcwaiting.load(std::memory_order_relaxed) ||
+                          s.npidle.load(std::memory_order_relaxed) ==
+                              r->gomaxprocs.load(std::memory_order_relaxed))) {
+      r->sysmonwait.store(true, std::memory_order_relaxed);
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+      if (s.gcwaiting.load(std::memory_order_relaxed) ||
+          s.npidle.load(std::memory_order_relaxed) == r->gomaxprocs.load(std::memory_order_relaxed)) {
+        r->sysmonnote.sleep();
+        r->sysmonnote.clear();
+      }
+      r->sysmonwait.store(false, std::memory_order_relaxed);
+      idle = 0;
+      continue;
+    }
+
+    if (retake(r, snaps, now) != 0)
+      idle = 0;
+    else
+      idle++;
+    if (trace_ns > 0 && now - lasttrace >= trace_ns) {
+      lasttrace = now;
+      schedtrace(r, r->cfg.scheddetail);
+    }
+  }
+}
+
+}  // namespace goro::detail

@@ -1,0 +1,194 @@
+// time.cpp — per-P timer heaps and sleep (Go's runtime/time.go). See
+// timer.hpp for the design and invariants.
+//
+// The heap is a binary min-heap on `when` (Go uses a 4-ary one; at 100k
+// timers the difference is one or two levels). Each timer knows its index
+// so deltimer removes it in O(log n) instead of leaving a tombstone.
+#include <algorithm>
+
+#include "goro/runtime.hpp"
+#include "sched/nanotime.hpp"
+#include "sched/proc.hpp"
+
+namespace goro::detail {
+
+namespace {
+
+void siftup(std::vector<Timer*>& h, std::size_t i) {
+  Timer* t = h[i];
+  while (i > 0) {
+    std::size_t parent = (i - 1) / 2;
+    if (h[parent]->when <= t->when) break;
+    h[i] = h[parent];
+    h[i]->index = static_cast<std::int32_t>(i);
+    i = parent;
+  }
+  h[i] = t;
+  t->index = static_cast<std::int32_t>(i);
+}
+
+void siftdown(std::vector<Timer*>& h, std::size_t i) {
+  Timer* t = h[i];
+  const std::size_t n = h.size();
+  for (;;) {
+    std::size_t c = 2 * i + 1;
+    if (c >= n) break;
+    if (c + 1 < n && h[c + 1]->when < h[c]->when) c++;
+    if (t->when <= h[c]->when) break;
+    h[i] = h[c];
+    h[i]->index = static_cast<std::int32_t>(i);
+    i = c;
+  }
+  h[i] = t;
+  t->index = static_cast<std::int32_t>(i);
+}
+
+void update_when0(Timers& ts) {
+  ts.when0.store(ts.heap.empty() ? 0 : ts.heap[0]->when, std::memory_order_relaxed);
+}
+
+// heap_add and heap_del need ts.lock.
+void heap_add(P* p, Timer* t) {
+  Timers& ts = p->timers;
+  ts.heap.push_back(t);
+  t->pp.store(p, std::memory_order_relaxed);
+  siftup(ts.heap, ts.heap.size() - 1);
+  update_when0(ts);
+}
+
+void heap_del(Timers& ts, Timer* t) {
+  const auto i = static_cast<std::size_t>(t->index);
+  Timer* last = ts.heap.back();
+  ts.heap.pop_back();
+  if (last != t) {
+    ts.heap[i] = last;
+    last->index = static_cast<std::int32_t>(i);
+    siftdown(ts.heap, i);
+    siftup(ts.heap, static_cast<std::size_t>(last->index));
+  }
+  t->index = -1;
+  t->pp.store(nullptr, std::memory_order_relaxed);
+  update_when0(ts);
+}
+
+P* current_p() {
+  M* m = getm();
+  if (m == nullptr || m->p == nullptr) fatal("addtimer: no P");
+  return m->p;
+}
+
+}  // namespace
+
+void addtimer(Timer* t) {
+  P* p = current_p();
+  {
+    std::lock_guard<Lock> lk(p->timers.lock);
+    heap_add(p, t);
+  }
+  wake_timer_watcher(t->when);
+}
+
+bool deltimer(Timer* t) {
+  for (;;) {
+    P* p = t->pp.load(std::memory_order_acquire);
+    if (p == nullptr) return false;
+    std::lock_guard<Lock> lk(p->timers.lock);
+    if (t->pp.load(std::memory_order_relaxed) != p) continue;  // moved meanwhile
+    heap_del(p->timers, t);
+    return true;
+  }
+}
+
+bool modtimer(Timer* t, std::int64_t when, std::int64_t period) {
+  const bool was = deltimer(t);
+  t->when = when;
+  t->period = period;
+  addtimer(t);
+  return was;
+}
+
+std::int64_t checktimers(P* p, std::int64_t now) {
+  Timers& ts = p->timers;
+  std::int64_t next = ts.when0.load(std::memory_order_relaxed);
+  if (next == 0 || next > now) return next;
+  std::unique_lock<Lock> lk(ts.lock);
+  while (!ts.heap.empty()) {
+    Timer* t = ts.heap[0];
+    if (t->when > now) break;
+    auto f = t->f;
+    void* arg = t->arg;
+    const std::uintptr_t seq = t->seq;
+    if (t->period > 0) {
+      // Re-arm for the next period after now; ticks missed meanwhile are
+      // dropped, as Go's tickers drop them.
+      t->when += t->period * (1 + (now - t->when) / t->period);
+      siftdown(ts.heap, 0);
+      update_when0(ts);
+    } else {
+      heap_del(ts, t);
+    }
+    lk.unlock();
+    f(arg, seq);  // may lock a channel, ready a G, add timers
+    lk.lock();
+  }
+  return ts.heap.empty() ? 0 : ts.heap[0]->when;
+}
+
+void timers_move(P* from, P* to) {
+  // The world is stopped, so nobody else touches either heap; take the
+  // locks one at a time anyway (two locks of one rank are not ordered).
+  std::vector<Timer*> moving;
+  {
+    std::lock_guard<Lock> lk(from->timers.lock);
+    moving.swap(from->timers.heap);
+    update_when0(from->timers);
+  }
+  std::lock_guard<Lock> lk(to->timers.lock);
+  for (Timer* t : moving) {
+    t->index = -1;
+    heap_add(to, t);
+  }
+}
+
+std::int64_t timers_earliest() {
+  Runtime* r = rt();
+  std::int64_t next = 0;
+  const int n = r->gomaxprocs.load(std::memory_order_relaxed);
+  for (int i = 0; i < n; i++) {
+    const std::int64_t w = r->allp[i].load(std::memory_order_relaxed)->timers.when0.load(
+        std::memory_order_relaxed);
+    if (w != 0 && (next == 0 || w < next)) next = w;
+  }
+  return next;
+}
+
+// ---------------------------------------------------------------------------
+// sleep (Go's timeSleep)
+
+namespace {
+
+void sleep_wake(void* arg, std::uintptr_t) { goready(static_cast<G*>(arg)); }
+
+// reset_for_sleep arms the timer from g0, after the sleeping G's context is
+// saved: the timer may fire on another M at once, and goready must find the
+// G parked (Go's resetForSleep is gopark's unlock function for this reason).
+bool reset_for_sleep(G*, void* t) {
+  addtimer(static_cast<Timer*>(t));
+  return true;
+}
+
+}  // namespace
+
+void sleep_until_ns(std::int64_t when) {
+  G* g = require_g("goro::sleep");
+  safepoint(g);
+  if (when <= nanotime()) return;
+  Timer* t = &g->sleeptimer;
+  t->when = when;
+  t->period = 0;
+  t->f = sleep_wake;
+  t->arg = g;
+  gopark(reset_for_sleep, t, WaitReason::sleep);
+}
+
+}  // namespace goro::detail

@@ -61,7 +61,7 @@ void acquirep(M* m, P* p) {
     fatal("acquirep: invalid P state");
   }
   m->p = p;
-  p->m.store(m, std::memory_order_relaxed);
+  p->m.store(m, std::memory_order_release);  // sysmon and preemptall read it
   p->status.store(Pstatus::running, std::memory_order_release);
   notify_sysmon();
 }

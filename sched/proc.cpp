@@ -472,7 +472,7 @@ void execute(Runtime* r, M* m, G* g, bool inherit) {
   while (g != nullptr) {
     if (m->p == nullptr) return;  // exiting
     P* p = m->p;
-    m->curg.store(g, std::memory_order_relaxed);
+    m->curg.store(g, std::memory_order_release);  // sysmon reads it (acquire)
     g->m = m;
     casgstatus(g, Gstatus::runnable, Gstatus::running);
     if (!inherit) p->schedtick.store(p->schedtick.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);

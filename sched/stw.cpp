@@ -37,9 +37,9 @@ void preemptall(Runtime* r) {
   for (int i = 0; i < n; i++) {
     P* p = r->allp[i].load(std::memory_order_relaxed);
     if (p->status.load(std::memory_order_relaxed) != Pstatus::running) continue;
-    M* m = p->m.load(std::memory_order_relaxed);
+    M* m = p->m.load(std::memory_order_acquire);
     if (m == nullptr) continue;
-    if (G* g = m->curg.load(std::memory_order_relaxed)) g->preempt.store(true, std::memory_order_relaxed);
+    if (G* g = m->curg.load(std::memory_order_acquire)) g->preempt.store(true, std::memory_order_relaxed);
   }
 }
 

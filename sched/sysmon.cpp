@@ -50,9 +50,9 @@ int retake(Runtime* r, std::vector<PSnapshot>& snaps, std::int64_t now) {
       ps.schedtick = t;
       ps.schedwhen = now;
     } else if (ps.schedwhen + forcePreemptNS <= now) {
-      M* m = p->m.load(std::memory_order_relaxed);
+      M* m = p->m.load(std::memory_order_acquire);
       if (m != nullptr) {
-        if (G* g = m->curg.load(std::memory_order_relaxed)) {
+        if (G* g = m->curg.load(std::memory_order_acquire)) {
           g->preempt.store(true, std::memory_order_relaxed);
           n++;
         }
@@ -90,7 +90,7 @@ void schedtrace(Runtime* r, bool detailed) {
     P* p = r->allp[i].load(std::memory_order_relaxed);
     const std::uint32_t len = runqlen(p);
     if (detailed) {
-      M* m = p->m.load(std::memory_order_relaxed);
+      M* m = p->m.load(std::memory_order_acquire);
       std::size_t ntimers = 0;
       {
         std::lock_guard<Lock> tl(p->timers.lock);
@@ -114,7 +114,7 @@ void schedtrace(Runtime* r, bool detailed) {
       // Only the M itself writes m->p; sched.lock keeps the list stable and
       // the value is for display.
       P* p = __atomic_load_n(&m->p, __ATOMIC_RELAXED);
-      G* g = m->curg.load(std::memory_order_relaxed);
+      G* g = m->curg.load(std::memory_order_acquire);
       std::snprintf(buf, sizeof buf,
                     "  M%lld: p=%d curg=%lld mallocing=0 throwing=0 preemptoff= locks=%d dying=0 "
                     "spinning=%s blocked=%s lockedg=%lld\n",

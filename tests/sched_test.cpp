@@ -1,0 +1,504 @@
+// sched_test.cpp — the scheduler: spawning, spreading work over the Ps,
+// stealing, fairness, runnext, GOMAXPROCS changes, proc_pin, goid and
+// num_goroutine. Every test is parameterised over GOMAXPROCS {1, 2, 4, 8}
+// (the machine may have only 2 cores: more Ps than cores is the point).
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <set>
+#include <vector>
+
+#include "test_util.hpp"
+
+namespace goro::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+class Sched : public ProcsTest {};
+GORO_INSTANTIATE_PROCS(Sched);
+
+// ---------------------------------------------------------------------------
+// Spawn and join
+
+// One million goroutines (a hundred thousand under a sanitizer), spawned by
+// main in one go and joined with a WaitGroup. Run once, at GOMAXPROCS=4; the
+// parameterised test below does a smaller batch at every GOMAXPROCS.
+TEST_F(RuntimeTest, SpawnJoinOneMillion) {
+  const long n = scaled(1000000);
+  std::atomic<long> ran{0};
+  goro::run(procs(4), [&] {
+    goro::WaitGroup wg;
+    wg.add(static_cast<int>(n));
+    for (long i = 0; i < n; i++)
+      goro::go([&] {
+        ran.fetch_add(1, std::memory_order_relaxed);
+        wg.done();
+      });
+    wg.wait();
+    EXPECT_EQ(ran.load(), n);
+  });
+  EXPECT_EQ(ran.load(), n);
+}
+
+TEST_P(Sched, SpawnJoin) {
+  const long n = scaled(50000);
+  std::atomic<long> sum{0};
+  goro::run(opts(), [&] {
+    goro::WaitGroup wg;
+    wg.add(static_cast<int>(n));
+    for (long i = 0; i < n; i++)
+      goro::go([&sum, &wg, i] {
+        sum.fetch_add(i, std::memory_order_relaxed);
+        wg.done();
+      });
+    wg.wait();
+  });
+  EXPECT_EQ(sum.load(), n * (n - 1) / 2);
+}
+
+// Goroutines spawning goroutines, a binary tree of depth 12.
+TEST_P(Sched, SpawnTree) {
+  constexpr int kDepth = 12;
+  std::atomic<int> leaves{0};
+  goro::run(opts(), [&] {
+    goro::WaitGroup wg;
+    struct Node {
+      static void grow(int depth, goro::WaitGroup& wg, std::atomic<int>& leaves) {
+        if (depth == 0) {
+          leaves.fetch_add(1);
+        } else {
+          wg.add(2);
+          for (int k = 0; k < 2; k++)
+            goro::go([depth, &wg, &leaves] {
+              grow(depth - 1, wg, leaves);
+              wg.done();
+            });
+        }
+      }
+    };
+    Node::grow(kDepth, wg, leaves);
+    wg.wait();
+  });
+  EXPECT_EQ(leaves.load(), 1 << kDepth);
+}
+
+// ---------------------------------------------------------------------------
+// Work spreading and stealing
+
+// Every P runs goroutines: busy goroutines that yield record the id of the P
+// they run on (proc_pin) until every id in [0, n) has been seen.
+TEST_P(Sched, WorkSpreadsToEveryP) {
+  const int n = nprocs();
+  std::array<std::atomic<int>, 8> seen_count{};
+  std::atomic<int> distinct{0};
+  std::atomic<bool> bad_id{false};
+  goro::run(opts(), [&] {
+    const int workers = 8 * n;
+    goro::WaitGroup wg;
+    wg.add(workers);
+    Deadline deadline(10s);
+    for (int w = 0; w < workers; w++)
+      goro::go([&] {
+        for (int iter = 0; iter < 200000 && distinct.load() < n && !deadline.passed(); iter++) {
+          spin(2000);
+          const int id = goro::proc_pin();
+          goro::proc_unpin();
+          if (id < 0 || id >= n) bad_id = true;
+          else if (seen_count[id].fetch_add(1) == 0) distinct.fetch_add(1);
+          goro::yield();
+        }
+        wg.done();
+      });
+    wg.wait();
+  });
+  EXPECT_FALSE(bad_id.load());
+  for (int i = 0; i < n; i++) EXPECT_GT(seen_count[i].load(), 0) << "P" << i << " never ran a goroutine";
+}
+
+// Stealing: one goroutine spawns all the work onto its own P's run queue
+// (fewer than the queue's 256 slots, so nothing overflows to the global
+// queue) and then keeps that P busy without entering the runtime. The only
+// way for the work to run is for other Ps to steal it; the spawner waits
+// until some goroutine has finished on another P.
+TEST_P(Sched, IdlePsStealWork) {
+  const int n = nprocs();
+  if (n == 1) GTEST_SKIP() << "stealing needs a second P";
+  constexpr int kWorkers = 128;
+  std::atomic<int> spawner_p{-1};
+  std::atomic<int> finished_elsewhere{0};
+  std::array<std::atomic<int>, 8> finished_on{};
+  goro::run(opts(), [&] {
+    goro::WaitGroup wg;
+    wg.add(1);
+    goro::go([&] {
+      goro::WaitGroup work;
+      work.add(kWorkers);
+      const int me = goro::proc_pin();
+      goro::proc_unpin();
+      spawner_p = me;
+      for (int i = 0; i < kWorkers; i++)
+        goro::go([&] {
+          spin(20000);
+          const int id = goro::proc_pin();
+          goro::proc_unpin();
+          finished_on[id].fetch_add(1);
+          if (id != spawner_p.load()) finished_elsewhere.fetch_add(1);
+          work.done();
+        });
+      // Hold our P (no runtime calls) until a thief has run something.
+      Deadline deadline(10s);
+      while (finished_elsewhere.load() == 0 && !deadline.passed()) spin(100);
+      work.wait();
+      wg.done();
+    });
+    wg.wait();
+  });
+  EXPECT_GT(finished_elsewhere.load(), 0) << "no goroutine was stolen from P" << spawner_p.load();
+  int ps = 0, total = 0;
+  for (int i = 0; i < 8; i++) {
+    ps += finished_on[i].load() > 0;
+    total += finished_on[i].load();
+  }
+  EXPECT_EQ(total, kWorkers);
+  EXPECT_GE(ps, 2) << "all work finished on one P";
+}
+
+// ---------------------------------------------------------------------------
+// Fairness and run order
+
+// A goroutine that yields in a loop cannot starve one it spawned: the
+// spawned one sets a flag the yielder waits for. The loop is bounded so
+// that starvation is a failure, not a hang.
+TEST_P(Sched, YieldLoopDoesNotStarveSpawned) {
+  long iterations = -1;
+  goro::run(opts(), [&] {
+    std::atomic<bool> flag{false};
+    goro::WaitGroup wg;
+    wg.add(1);
+    goro::go([&] {
+      flag = true;
+      wg.done();
+    });
+    long i = 0;
+    for (; i < 1000000 && !flag.load(); i++) goro::yield();
+    iterations = flag.load() ? i : -1;
+    wg.wait();
+  });
+  EXPECT_GE(iterations, 0) << "the spawned goroutine never ran";
+}
+
+// The same with two yielders competing: a third goroutine spawned by one of
+// them still runs.
+TEST_P(Sched, YieldersDoNotStarveEachOther) {
+  std::atomic<int> done_count{0};
+  std::atomic<bool> starved{false};
+  goro::run(opts(), [&] {
+    std::atomic<bool> flag{false};
+    goro::WaitGroup wg;
+    wg.add(2);
+    for (int k = 0; k < 2; k++)
+      goro::go([&, k] {
+        if (k == 0)
+          goro::go([&] { flag = true; });
+        long i = 0;
+        for (; i < 1000000 && !flag.load(); i++) goro::yield();
+        if (!flag.load()) starved = true;
+        done_count.fetch_add(1);
+        wg.done();
+      });
+    wg.wait();
+  });
+  EXPECT_FALSE(starved.load());
+  EXPECT_EQ(done_count.load(), 2);
+}
+
+// runnext: with one P, goroutines spawned A, B, C by main, which then
+// blocks, run C first (the last spawned sits in runnext) and then A, B in
+// FIFO order — Go's order.
+TEST_F(RuntimeTest, RunnextOrderWithOneP) {
+  std::vector<char> order;
+  goro::run(procs(1), [&] {
+    goro::WaitGroup wg;
+    wg.add(3);
+    for (char c : {'A', 'B', 'C'})
+      goro::go([&order, &wg, c] {
+        order.push_back(c);
+        wg.done();
+      });
+    wg.wait();
+  });
+  EXPECT_EQ(std::string(order.begin(), order.end()), "CAB");
+}
+
+// A goroutine readied by another runs next on that P (runnext handoff):
+// with one P, the ping-pong between two goroutines through WaitGroups is not
+// interleaved with a third goroutine that is runnable the whole time.
+TEST_F(RuntimeTest, ReadiedGoroutineRunsNext) {
+  std::vector<int> order;
+  goro::run(procs(1), [&] {
+    goro::WaitGroup gate, done;
+    gate.add(1);
+    done.add(2);
+    goro::go([&] {  // the waiter
+      gate.wait();
+      order.push_back(2);
+      done.done();
+    });
+    goro::yield();  // let it park on gate
+    goro::go([&] {  // a bystander, queued behind
+      order.push_back(3);
+      done.done();
+    });
+    order.push_back(1);
+    gate.done();  // readies the waiter into runnext, displacing the bystander
+    done.wait();
+  });
+  EXPECT_EQ(order, (std::vector<int>{1, 2, 3}));
+}
+
+// ---------------------------------------------------------------------------
+// GOMAXPROCS
+
+// gomaxprocs(n) while goroutines run and yield: 1 -> 4 -> 2 -> 8 -> 1. Each
+// call returns the previous value, gomaxprocs() the new one; all work
+// completes; once the value is back at 1, every goroutine runs on P0.
+TEST_P(Sched, GomaxprocsChangesUnderLoad) {
+  constexpr int kWorkers = 16;
+  const int iters = static_cast<int>(scaled(3000));
+  std::atomic<long> total{0};
+  std::atomic<bool> shrunk{false};
+  std::atomic<int> bad_p_after_shrink{0};
+  std::atomic<int> max_p_seen{0};
+  goro::run(opts(), [&] {
+    EXPECT_EQ(goro::gomaxprocs(), nprocs());
+    goro::WaitGroup wg;
+    wg.add(kWorkers);
+    for (int w = 0; w < kWorkers; w++)
+      goro::go([&] {
+        for (int i = 0; i < iters; i++) {
+          const bool after = shrunk.load();
+          const int id = goro::proc_pin();
+          goro::proc_unpin();
+          if (after && id != 0) bad_p_after_shrink.fetch_add(1);
+          int m = max_p_seen.load();
+          while (id > m && !max_p_seen.compare_exchange_weak(m, id)) {
+          }
+          spin(200);
+          total.fetch_add(1);
+          goro::yield();
+        }
+        wg.done();
+      });
+    int expect_prev = nprocs();
+    for (int n : {1, 4, 2, 8, 1}) {
+      for (int k = 0; k < 50; k++) goro::yield();
+      EXPECT_EQ(goro::gomaxprocs(n), expect_prev);
+      EXPECT_EQ(goro::gomaxprocs(), n);
+      EXPECT_EQ(goro::gomaxprocs(0), n);  // 0 queries
+      expect_prev = n;
+    }
+    shrunk = true;
+    // Setting it to its current value changes nothing and returns it.
+    EXPECT_EQ(goro::gomaxprocs(1), 1);
+    wg.wait();
+    EXPECT_EQ(goro::gomaxprocs(), 1);
+  });
+  EXPECT_EQ(total.load(), static_cast<long>(kWorkers) * iters);
+  EXPECT_EQ(bad_p_after_shrink.load(), 0);
+  EXPECT_LT(max_p_seen.load(), 8);
+}
+
+// Growing GOMAXPROCS puts the new Ps to work.
+TEST_P(Sched, GomaxprocsGrowUsesNewPs) {
+  std::array<std::atomic<int>, 8> seen{};
+  std::atomic<int> distinct{0};
+  goro::run(opts(), [&] {
+    goro::gomaxprocs(8);
+    goro::WaitGroup wg;
+    wg.add(32);
+    Deadline deadline(10s);
+    for (int w = 0; w < 32; w++)
+      goro::go([&] {
+        for (int i = 0; i < 100000 && distinct.load() < 8 && !deadline.passed(); i++) {
+          spin(2000);
+          const int id = goro::proc_pin();
+          goro::proc_unpin();
+          if (seen[id].fetch_add(1) == 0) distinct.fetch_add(1);
+          goro::yield();
+        }
+        wg.done();
+      });
+    wg.wait();
+  });
+  EXPECT_EQ(distinct.load(), 8);
+}
+
+// ---------------------------------------------------------------------------
+// proc_pin
+
+// proc_pin returns the same id for as long as the goroutine is pinned
+// (nested pins included), in [0, gomaxprocs).
+TEST_P(Sched, ProcPinIdIsStable) {
+  std::atomic<int> bad{0};
+  goro::run(opts(), [&] {
+    const int n = goro::gomaxprocs();
+    goro::WaitGroup wg;
+    wg.add(4 * n);
+    for (int w = 0; w < 4 * n; w++)
+      goro::go([&] {
+        for (int round = 0; round < 20; round++) {
+          const int id = goro::proc_pin();
+          if (id < 0 || id >= n) bad.fetch_add(1);
+          for (int k = 0; k < 50; k++) {
+            spin(100);
+            if (goro::proc_pin() != id) bad.fetch_add(1);  // nested
+          }
+          for (int k = 0; k < 50; k++) goro::proc_unpin();
+          if (goro::proc_pin() != id) bad.fetch_add(1);
+          goro::proc_unpin();
+          goro::proc_unpin();
+          goro::yield();
+        }
+        wg.done();
+      });
+    wg.wait();
+  });
+  EXPECT_EQ(bad.load(), 0);
+}
+
+// Unpinning more than was pinned is misuse and throws.
+TEST_P(Sched, ProcUnpinWithoutPinThrows) {
+  goro::run(opts(), [] {
+    EXPECT_THROW(goro::proc_unpin(), goro::Error);
+    goro::proc_pin();
+    goro::proc_unpin();
+    EXPECT_THROW(goro::proc_unpin(), goro::Error);
+  });
+}
+
+// A pinned goroutine holds off stop-the-world: gomaxprocs(n), called from
+// another goroutine while the pin is held, does not return before the
+// pinned goroutine unpins. The pinned goroutine waits (spinning, pinned)
+// until the stopper has actually begun (sched.gcwaiting), then sets
+// `released` and unpins; the caller must see `released` once gomaxprocs
+// returns.
+TEST_P(Sched, ProcPinHoldsOffStopTheWorld) {
+  const int n = nprocs();
+  if (n == 1) GTEST_SKIP() << "the stopper needs a P of its own";
+  std::atomic<bool> pinned{false}, caller_started{false}, stw_seen{false}, released{false};
+  std::atomic<bool> saw_released_after{false};
+  std::atomic<int> prev_returned{0};
+  goro::run(opts(), [&] {
+    goro::WaitGroup wg;
+    wg.add(2);
+    goro::go([&] {
+      goro::proc_pin();
+      pinned = true;
+      Deadline deadline(10s);
+      while (!caller_started.load() && !deadline.passed()) spin(100);
+      while (!goro::detail::rt()->sched.gcwaiting.load() && !deadline.passed()) spin(100);
+      stw_seen = goro::detail::rt()->sched.gcwaiting.load();
+      spin(100000);  // give the stopper every chance to (wrongly) finish
+      released = true;
+      goro::proc_unpin();
+      wg.done();
+    });
+    goro::go([&] {
+      Deadline deadline(10s);
+      while (!pinned.load() && !deadline.passed()) goro::yield();
+      caller_started = true;
+      prev_returned = goro::gomaxprocs(n + 1);
+      saw_released_after = released.load();
+      wg.done();
+    });
+    wg.wait();
+    EXPECT_EQ(goro::gomaxprocs(), n + 1);
+  });
+  EXPECT_TRUE(stw_seen.load()) << "the stop-the-world never started";
+  EXPECT_TRUE(saw_released_after.load()) << "gomaxprocs returned while a goroutine was pinned";
+  EXPECT_EQ(prev_returned.load(), n);
+}
+
+// ---------------------------------------------------------------------------
+// goid and num_goroutine
+
+TEST_P(Sched, GoidMainIsOneAndIdsAreUnique) {
+  constexpr int kN = 2000;
+  std::vector<std::uint64_t> ids(kN);
+  std::uint64_t main_id = 0;
+  goro::run(opts(), [&] {
+    main_id = goro::goid();
+    goro::WaitGroup wg;
+    wg.add(kN);
+    for (int i = 0; i < kN; i++)
+      goro::go([&, i] {
+        ids[i] = goro::goid();
+        goro::yield();
+        EXPECT_EQ(goro::goid(), ids[i]);  // stable across a reschedule
+        wg.done();
+      });
+    wg.wait();
+    EXPECT_EQ(goro::goid(), 1u);
+  });
+  EXPECT_EQ(main_id, 1u);
+  std::set<std::uint64_t> uniq(ids.begin(), ids.end());
+  EXPECT_EQ(uniq.size(), static_cast<std::size_t>(kN));
+  EXPECT_EQ(uniq.count(1), 0u);
+  EXPECT_EQ(uniq.count(0), 0u);
+}
+
+// Ids are not reused even though the G structures are.
+TEST_P(Sched, GoidNotReusedAcrossGenerations) {
+  std::set<std::uint64_t> ids;
+  goro::run(opts(), [&] {
+    for (int round = 0; round < 20; round++) {
+      std::vector<std::uint64_t> batch(50);
+      goro::WaitGroup wg;
+      wg.add(50);
+      for (int i = 0; i < 50; i++)
+        goro::go([&, i] {
+          batch[i] = goro::goid();
+          wg.done();
+        });
+      wg.wait();
+      ids.insert(batch.begin(), batch.end());
+    }
+  });
+  EXPECT_EQ(ids.size(), 1000u);
+}
+
+TEST_P(Sched, NumGoroutineCountsLiveGoroutines) {
+  constexpr int kN = 100;
+  int during = 0, at_start = 0, at_end = -1;
+  goro::run(opts(), [&] {
+    at_start = goro::num_goroutine();
+    goro::WaitGroup started, gate, finished;
+    gate.add(1);
+    started.add(kN);
+    finished.add(kN);
+    for (int i = 0; i < kN; i++)
+      goro::go([&] {
+        started.done();
+        gate.wait();
+        finished.done();
+      });
+    started.wait();
+    during = goro::num_goroutine();
+    gate.done();
+    finished.wait();
+    for (int i = 0; i < 1000000 && goro::num_goroutine() != 1; i++) goro::yield();
+    at_end = goro::num_goroutine();
+  });
+  EXPECT_EQ(at_start, 1);
+  EXPECT_GE(during, kN + 1);
+  EXPECT_LE(during, kN + 1);  // nothing else is alive
+  EXPECT_EQ(at_end, 1);
+}
+
+TEST_P(Sched, NumCpuIsPositive) {
+  goro::run(opts(), [] { EXPECT_GE(goro::num_cpu(), 1); });
+}
+
+}  // namespace
+}  // namespace goro::test

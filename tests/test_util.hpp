@@ -93,5 +93,10 @@ inline std::string ProcsName(const ::testing::TestParamInfo<int>& info) {
 
 }  // namespace goro::test
 
+// EXPECT_CONTAINS: the string `hay` contains `needle` (gtest without gmock).
+#define EXPECT_CONTAINS(hay, needle)                                                        \
+  EXPECT_NE(std::string(hay).find(needle), std::string::npos)                              \
+      << "\"" << (hay) << "\" does not contain \"" << (needle) << "\""
+
 #define GORO_INSTANTIATE_PROCS(Suite) \
   INSTANTIATE_TEST_SUITE_P(Gomaxprocs, Suite, ::testing::Values(1, 2, 4, 8), ::goro::test::ProcsName)

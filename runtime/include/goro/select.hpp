@@ -1,0 +1,164 @@
+// goro/select.hpp — Go's select statement.
+//
+//   goro::select(
+//       goro::case_recv(in, [](std::optional<int> v) { ... }),  // v: nullopt if closed
+//       goro::case_send(out, 42, [] { ... }),
+//       goro::case_default([] { ... }));                        // at most one
+//
+// select waits until one case can proceed, runs it (the receive or send, then
+// its function) and returns its index among the arguments. When several are
+// ready it picks one uniformly at random; with a default case it never waits.
+// Cases on a nil channel are never picked; select() with no cases at all
+// blocks forever, as `select {}` does.
+//
+// The cases are small structs; select gives the channel core one
+// detail::Scase per case (channel, element address, direction) and
+// detail::selectgo (runtime/select.cpp) does the rest: the same algorithm
+// whatever the element types.
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+#include "goro/chan.hpp"
+
+namespace goro {
+
+namespace detail {
+
+// Scase is one case of a select as the core sees it (Go's scase). A case with
+// c == nullptr — a nil channel, or the default case — is never chosen.
+struct Scase {
+  HchanBase* c = nullptr;
+  void* elem = nullptr;  // send: the T to send; receive: the std::optional<T> to fill
+  bool send = false;
+};
+
+// selectgo runs a select over cases[0..n) (runtime/select.cpp). It returns
+// the index of the case that proceeded, or -1 if none was ready and
+// block == false (the caller then runs its default case).
+int selectgo(Scase* cases, int n, bool block);
+
+struct NoFn {
+  void operator()() const noexcept {}
+};
+
+template <class T, class F>
+struct RecvCase {
+  Chan<T> ch;
+  F fn;
+  std::optional<T> val;
+
+  void prepare(Scase& s) {
+    s.c = ChanAccess::hchan(ch);
+    s.elem = &val;
+    s.send = false;
+  }
+  void run() {
+    if constexpr (std::is_invocable_v<F&, std::optional<T>>)
+      fn(std::move(val));
+    else
+      fn();
+  }
+};
+
+template <class T, class F>
+struct SendCase {
+  Chan<T> ch;
+  T val;
+  F fn;
+
+  void prepare(Scase& s) {
+    s.c = ChanAccess::hchan(ch);
+    s.elem = &val;
+    s.send = true;
+  }
+  void run() { fn(); }
+};
+
+template <class F>
+struct DefaultCase {
+  F fn;
+
+  void prepare(Scase& s) { s = Scase{}; }
+  void run() { fn(); }
+};
+
+template <class C>
+inline constexpr bool is_default_case = false;
+template <class F>
+inline constexpr bool is_default_case<DefaultCase<F>> = true;
+
+template <class C>
+inline constexpr bool is_select_case = false;
+template <class T, class F>
+inline constexpr bool is_select_case<RecvCase<T, F>> = true;
+template <class T, class F>
+inline constexpr bool is_select_case<SendCase<T, F>> = true;
+template <class F>
+inline constexpr bool is_select_case<DefaultCase<F>> = true;
+
+}  // namespace detail
+
+// case_recv is `case v, ok := <-ch:`; fn receives std::optional<T> (nullopt:
+// closed and drained) or takes no argument; it may be omitted.
+template <class T, class F = detail::NoFn>
+detail::RecvCase<T, std::decay_t<F>> case_recv(Chan<T> ch, F&& fn = {}) {
+  static_assert(std::is_invocable_v<std::decay_t<F>&, std::optional<T>> ||
+                    std::is_invocable_v<std::decay_t<F>&>,
+                "goro::case_recv: fn must take std::optional<T> (or nothing)");
+  return {std::move(ch), std::forward<F>(fn), std::nullopt};
+}
+
+// case_send is `case ch <- v:`; fn() runs after the send; it may be omitted.
+// If another case is chosen, v is dropped.
+template <class T, class F = detail::NoFn>
+detail::SendCase<T, std::decay_t<F>> case_send(Chan<T> ch, std::type_identity_t<T> v,
+                                               F&& fn = {}) {
+  static_assert(std::is_invocable_v<std::decay_t<F>&>, "goro::case_send: fn must take nothing");
+  return {std::move(ch), std::move(v), std::forward<F>(fn)};
+}
+
+// case_default is `default:`; at most one per select.
+template <class F = detail::NoFn>
+detail::DefaultCase<std::decay_t<F>> case_default(F&& fn = {}) {
+  static_assert(std::is_invocable_v<std::decay_t<F>&>, "goro::case_default: fn must take nothing");
+  return {std::forward<F>(fn)};
+}
+
+// select: see the file comment. Returns the index of the case that ran.
+template <class... Cases>
+std::size_t select(Cases&&... cases) {
+  static_assert((detail::is_select_case<std::remove_cvref_t<Cases>> && ...),
+                "goro::select takes case_recv, case_send and case_default");
+  static_assert(!(std::is_const_v<std::remove_reference_t<Cases>> || ...),
+                "goro::select: cases must not be const");
+  constexpr int ndefault = (0 + ... + int(detail::is_default_case<std::remove_cvref_t<Cases>>));
+  static_assert(ndefault <= 1, "goro::select: at most one case_default");
+  constexpr std::size_t n = sizeof...(Cases);
+
+  detail::Scase sc[n == 0 ? 1 : n];
+  {
+    std::size_t i = 0;
+    (cases.prepare(sc[i++]), ...);
+  }
+  int chosen = detail::selectgo(sc, static_cast<int>(n), ndefault == 0);
+  if (chosen < 0) {
+    // Nothing was ready: run the default case.
+    std::size_t i = 0;
+    (((detail::is_default_case<std::remove_cvref_t<Cases>>) ? (chosen = static_cast<int>(i), 0)
+                                                            : 0,
+      i++),
+     ...);
+  }
+  {
+    std::size_t i = 0;
+    ((i++ == static_cast<std::size_t>(chosen) ? cases.run() : void()), ...);
+  }
+  return static_cast<std::size_t>(chosen);
+}
+
+}  // namespace goro

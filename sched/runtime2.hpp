@@ -123,7 +123,9 @@ struct alignas(64) G {
   M* lockedm = nullptr;          // lock_os_thread
   int lockedcount = 0;
   void* param = nullptr;         // a waker's message to the parked G (chan.go's gp.param)
-  bool selectdone = false;
+  // selectdone: a select parked with a sudog on several channels; the first
+  // waker to CAS it false -> true owns the wake-up (chan.cpp dequeue).
+  std::atomic<bool> selectdone{false};
   Timer sleeptimer;              // sleep_for's timer, embedded: no allocation per sleep
   G* alllink = nullptr;          // allgs list
 };
@@ -243,6 +245,7 @@ struct Sched {
 
   std::atomic<bool> exiting{false};     // main returned: Ms leave their loops
   std::atomic<int> ngsys{0};            // runtime goroutines (not counted by num_goroutine)
+  std::atomic<std::uint64_t> nhandoff{0};  // Ps sysmon took from system calls (tests, benches)
   int newprocs = 0;                     // GOMAXPROCS to apply at start_the_world
   std::atomic<std::int64_t> coarse_now{0};  // nanotime(), refreshed by sysmon (for waitsince)
 };

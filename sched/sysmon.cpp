@@ -32,10 +32,13 @@ constexpr std::int64_t forcePreemptNS = 10 * 1000 * 1000;  // Go's 10 ms time sl
 struct PSnapshot {
   std::uint32_t schedtick = 0;
   std::int64_t schedwhen = 0;
+  std::uint32_t syscalltick = 0;
+  std::int64_t syscallwhen = 0;
 };
 
 // retake asks goroutines that have held a P for a whole time slice to
-// yield. Returns how many it asked.
+// yield, and takes Ps away from Ms blocked in system calls (handoffp).
+// Returns how many Ps it acted on.
 int retake(Runtime* r, std::vector<PSnapshot>& snaps, std::int64_t now) {
   int n = 0;
   const int procs = r->gomaxprocs.load(std::memory_order_relaxed);
@@ -44,7 +47,34 @@ int retake(Runtime* r, std::vector<PSnapshot>& snaps, std::int64_t now) {
     P* p = r->allp[i].load(std::memory_order_acquire);
     if (p == nullptr) continue;
     PSnapshot& ps = snaps[static_cast<std::size_t>(i)];
-    if (p->status.load(std::memory_order_relaxed) != Pstatus::running) continue;
+    const Pstatus st = p->status.load(std::memory_order_acquire);
+    if (st == Pstatus::syscall) {
+      // In the same system call as at our last look (syscalltick counts
+      // the calls that returned)? Then it has blocked for a whole sysmon
+      // tick. Retake the P if someone could use it: there is queued work,
+      // or nobody is spinning or idle to pick up new work; else leave it for
+      // up to 10 ms, so that short calls keep their P without a handoff.
+      const std::uint32_t t = p->syscalltick.load(std::memory_order_relaxed);
+      if (ps.syscalltick != t) {
+        ps.syscalltick = t;
+        ps.syscallwhen = now;
+        continue;
+      }
+      const bool work = !runqempty(p) || r->sched.runqsize.load(std::memory_order_relaxed) > 0;
+      const bool helpers = r->sched.nmspinning.load(std::memory_order_relaxed) +
+                               r->sched.npidle.load(std::memory_order_relaxed) >
+                           0;
+      if (!work && helpers && ps.syscallwhen + forcePreemptNS > now) continue;
+      Pstatus expect = Pstatus::syscall;
+      if (p->status.compare_exchange_strong(expect, Pstatus::idle, std::memory_order_acq_rel)) {
+        p->syscalltick.fetch_add(1, std::memory_order_relaxed);
+        r->sched.nhandoff.fetch_add(1, std::memory_order_relaxed);
+        handoffp(p);
+        n++;
+      }
+      continue;
+    }
+    if (st != Pstatus::running) continue;
     const std::uint32_t t = p->schedtick.load(std::memory_order_relaxed);
     if (ps.schedtick != t) {
       ps.schedtick = t;

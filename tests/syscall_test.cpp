@@ -1,0 +1,184 @@
+// syscall_test.cpp — blocking() (entersyscall/exitsyscall and the P handoff)
+// and lock_os_thread.
+#include <unistd.h>
+
+#include <atomic>
+#include <mutex>
+#include <set>
+#include <stdexcept>
+
+#include "test_util.hpp"
+
+namespace goro::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+class Syscall : public ProcsTest {};
+GORO_INSTANTIATE_PROCS(Syscall);
+
+TEST_P(Syscall, BlockingReturnsTheValue) {
+  goro::run(opts(), [] {
+    EXPECT_EQ(goro::blocking([] { return getppid(); }), getppid());
+    int x = 5;
+    int& ref = goro::blocking([&]() -> int& { return x; });  // decltype(auto) keeps the reference
+    EXPECT_EQ(&ref, &x);
+    goro::blocking([] {});  // void
+    // An exception from inside still leaves the syscall state.
+    EXPECT_THROW(goro::blocking([]() -> int { throw std::runtime_error("io"); }), std::runtime_error);
+    goro::yield();
+    EXPECT_EQ(goro::blocking([] { return 7; }), 7);
+  });
+}
+
+// Many goroutines in short blocking calls at once, with other goroutines
+// running: everything completes.
+TEST_P(Syscall, ManyBlockingCalls) {
+  std::atomic<int> calls{0};
+  goro::run(opts(), [&] {
+    goro::WaitGroup wg;
+    wg.add(32);
+    for (int i = 0; i < 32; i++)
+      goro::go([&] {
+        for (int k = 0; k < 10; k++) {
+          goro::blocking([] { usleep(200); });
+          calls.fetch_add(1);
+          goro::yield();
+        }
+        wg.done();
+      });
+    wg.wait();
+  });
+  EXPECT_EQ(calls.load(), 320);
+}
+
+// With one P, a goroutine blocked in blocking(usleep 200ms) does not stop
+// another goroutine from running: its P is handed to another thread. The
+// blocking goroutine reads the other's progress counter right before and
+// right after the call.
+TEST_P(Syscall, BlockingHandsOffItsP) {
+  std::atomic<long> progress{0};
+  long before = -1, after = -1;
+  goro::run(opts(), [&] {
+    std::atomic<bool> stop{false};
+    goro::WaitGroup wg;
+    wg.add(2);
+    goro::go([&] {
+      Deadline deadline(10s);
+      while (!stop.load() && !deadline.passed()) {
+        progress.fetch_add(1);
+        spin(100);
+        goro::yield();
+      }
+      wg.done();
+    });
+    goro::go([&] {
+      goro::yield();  // let the other one start
+      goro::blocking([&] {
+        before = progress.load();
+        usleep(200000);
+        after = progress.load();
+      });
+      stop = true;
+      wg.done();
+    });
+    wg.wait();
+  });
+  EXPECT_GE(before, 0);
+  EXPECT_GT(after - before, 100) << "the other goroutine barely ran while the P's thread was blocked";
+}
+
+// lock_os_thread: the locked goroutine stays on one thread across yields
+// and sleeps, and while it is locked no other goroutine runs on that
+// thread.
+TEST_P(Syscall, LockOsThreadKeepsTheThread) {
+  std::atomic<pid_t> locked_tid{0};
+  std::atomic<int> moved{0}, intruders{0};
+  std::atomic<bool> stop{false};
+  std::set<pid_t> other_tids;
+  std::mutex mu;
+  goro::run(opts(), [&] {
+    goro::WaitGroup wg;
+    const int others = 2 * nprocs() + 1;
+    wg.add(others + 1);
+    for (int i = 0; i < others; i++)
+      goro::go([&] {
+        Deadline deadline(10s);
+        while (!stop.load() && !deadline.passed()) {
+          const pid_t me = gettid_();
+          const pid_t lt = locked_tid.load();
+          if (lt != 0 && me == lt) intruders.fetch_add(1);
+          {
+            std::lock_guard<std::mutex> lk(mu);
+            other_tids.insert(me);
+          }
+          spin(200);
+          goro::yield();
+        }
+        wg.done();
+      });
+    goro::go([&] {
+      goro::lock_os_thread();
+      const pid_t tid = gettid_();
+      locked_tid = tid;
+      for (int i = 0; i < 200; i++) {
+        if (i % 20 == 0) goro::sleep_for(200us);
+        else goro::yield();
+        if (gettid_() != tid) moved.fetch_add(1);
+      }
+      locked_tid = 0;  // before unlocking: see the intruder check above
+      goro::unlock_os_thread();
+      stop = true;
+      wg.done();
+    });
+    wg.wait();
+  });
+  EXPECT_EQ(moved.load(), 0) << "the locked goroutine changed threads";
+  EXPECT_EQ(intruders.load(), 0) << "another goroutine ran on the locked thread";
+  EXPECT_FALSE(other_tids.empty());
+}
+
+// Nested lock/unlock (Go 1.10 semantics: the thread stays locked until as
+// many unlocks as locks), a goroutine that exits while still locked, and
+// main locking its own thread.
+TEST_P(Syscall, LockOsThreadNestingAndExitWhileLocked) {
+  std::atomic<int> moved{0};
+  goro::run(opts(), [&] {
+    goro::WaitGroup wg;
+    wg.add(2);
+    goro::go([&] {
+      goro::lock_os_thread();
+      goro::lock_os_thread();
+      const pid_t tid = gettid_();
+      goro::unlock_os_thread();
+      for (int i = 0; i < 50; i++) {
+        goro::yield();
+        if (gettid_() != tid) moved.fetch_add(1);
+      }
+      goro::unlock_os_thread();
+      wg.done();
+    });
+    goro::go([&] {
+      goro::lock_os_thread();  // exits locked
+      goro::yield();
+      wg.done();
+    });
+    wg.wait();
+    goro::lock_os_thread();
+    const pid_t tid = gettid_();
+    for (int i = 0; i < 20; i++) {
+      goro::sleep_for(100us);
+      if (gettid_() != tid) moved.fetch_add(1);
+    }
+    goro::unlock_os_thread();
+    // The runtime still works after a thread was taken by an exiting locked goroutine.
+    goro::WaitGroup more;
+    more.add(50);
+    for (int i = 0; i < 50; i++) goro::go([&] { more.done(); });
+    more.wait();
+  });
+  EXPECT_EQ(moved.load(), 0);
+}
+
+}  // namespace
+}  // namespace goro::test

@@ -15,7 +15,12 @@
 #include "goro/runtime.hpp"
 #include "sched/nanotime.hpp"
 #include "sched/proc.hpp"
+#include "sched/sanitizers.hpp"
 #include "sched/signal.hpp"
+
+#if GORO_ASAN
+#include <sanitizer/lsan_interface.h>
+#endif
 
 namespace goro {
 
@@ -42,7 +47,21 @@ void teardown(Runtime* r) {
 
   // Goroutines that never started still own their callable: destroy it.
   // Goroutines that did start and are still parked are abandoned with their
-  // stacks, as Go abandons them when main returns.
+  // stacks, as Go abandons them when main returns. Heap memory that only
+  // their frames point to is lost with them; LeakSanitizer would call that a
+  // leak, so sanitizer builds keep such stacks mapped and tell LSan to scan
+  // them (a bounded cost, and only in those builds).
+  bool abandoned = false;
+  for (G* g = r->allgs; g != nullptr; g = g->alllink) {
+    const Gstatus st = g->status.load(std::memory_order_relaxed);
+    if (st != Gstatus::dead && g->entry == nullptr) {
+      abandoned = true;
+#if GORO_ASAN
+      __lsan_register_root_region(g->fiber.stack_lo,
+                                  static_cast<std::size_t>(g->fiber.stack_hi - g->fiber.stack_lo));
+#endif
+    }
+  }
   for (G* g = r->allgs; g != nullptr;) {
     G* next = g->alllink;
     if (g->entry != nullptr) {
@@ -59,7 +78,7 @@ void teardown(Runtime* r) {
     r->allp[i].store(nullptr, std::memory_order_relaxed);
   }
   for (M* m : ms) delete m;
-  r->stacks.release_all();
+  if (!(GORO_ASAN && abandoned)) r->stacks.release_all();
 }
 
 }  // namespace

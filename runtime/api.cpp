@@ -13,10 +13,7 @@ namespace goro {
 
 using namespace detail;
 
-void yield() {
-  require_g("goro::yield");
-  gosched();
-}
+void yield() { mcall(require_g("goro::yield"), M::Req::gosched); }
 
 void preempt_point() {
   G* g = getg();

@@ -105,8 +105,10 @@ bool Mutex::try_lock() {
 // lock_slow is Go's lockSlow: spin, then register as a waiter and park;
 // each wake-up either owns the mutex (starvation handoff) or competes again.
 void Mutex::lock_slow() {
-  detail::G* g = detail::require_g("goro::Mutex::lock");
-  detail::safepoint(g);
+  // No safepoint here, deliberately: Go's lockSlow has none either, and a
+  // goroutine preempted between "found it locked" and "registered as a
+  // waiter" would only let others barge in. Parking is the yield.
+  detail::require_g("goro::Mutex::lock");
   std::int64_t wait_start = 0;  // when we first parked; 0: not yet
   bool starving = false;
   bool awoke = false;  // we hold mutexWoken (spinning, or woken by unlock)

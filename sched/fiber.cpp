@@ -31,18 +31,18 @@ EhGlobals* eh_globals() { return reinterpret_cast<EhGlobals*>(abi::__cxa_get_glo
 void (*fiber_entry)() = nullptr;
 
 // after_switch runs on arrival in `self`: record the context of the fiber we
-// came from, confirm the switch to ASan, and install self's exception state.
+// came from and confirm the switch to ASan.
 GORO_NO_TSAN void after_switch(Fiber* self, ctx::transfer_t t) {
   static_cast<Fiber*>(t.data)->ctx = t.fctx;
 #if GORO_ASAN
   __sanitizer_finish_switch_fiber(self ? self->asan_fake : nullptr, nullptr, nullptr);
+#else
+  (void)self;
 #endif
-  if (self != nullptr) *eh_globals() = self->eh;
 }
 
 [[noreturn]] void trampoline(ctx::transfer_t t) {
   after_switch(nullptr, t);
-  *eh_globals() = EhGlobals{};
   fiber_entry();
   __builtin_trap();  // entry never returns
 }
@@ -74,8 +74,12 @@ void fiber_make(Fiber& f, char* sp) {
 #endif
 }
 
-GORO_NO_TSAN void fiber_switch(Fiber& from, Fiber& to, bool from_dies) {
-  from.eh = *eh_globals();
+EhGlobals* fiber_thread_eh() { return eh_globals(); }
+
+GORO_NO_TSAN void fiber_switch(Fiber& from, Fiber& to, EhGlobals* thread_eh, bool from_dies) {
+  // Both fibers run on this thread: swap the exception state here.
+  from.eh = *thread_eh;
+  *thread_eh = to.eh;
 #if GORO_ASAN
   __sanitizer_start_switch_fiber(from_dies ? nullptr : &from.asan_fake, to.stack_lo,
                                  static_cast<std::size_t>(to.stack_hi - to.stack_lo));

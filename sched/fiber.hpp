@@ -52,10 +52,15 @@ void fiber_set_entry(void (*entry)());
 // fiber_make prepares f to start in the entry on [f.stack_lo, sp) the first
 // time it is switched to.
 void fiber_make(Fiber& f, char* sp);
-// fiber_switch saves the current context in `from` and resumes `to`. It returns
-// when someone switches back to `from`. `from_dies`: `from` will never run
-// again (its sanitizer state is released).
-void fiber_switch(Fiber& from, Fiber& to, bool from_dies = false);
+// fiber_thread_eh returns the calling thread's C++ exception globals. Every
+// switch happens between a goroutine and its M's g0 on that M's thread, so an
+// M fetches the pointer once and passes it to each switch.
+EhGlobals* fiber_thread_eh();
+// fiber_switch saves the current context in `from` and resumes `to`, on the
+// same thread (thread_eh is that thread's exception globals). It returns when
+// someone switches back to `from`. `from_dies`: `from` will never run again
+// (its sanitizer state is released).
+void fiber_switch(Fiber& from, Fiber& to, EhGlobals* thread_eh, bool from_dies = false);
 // fiber_release frees the sanitizer state of a fiber that is not running.
 void fiber_release(Fiber& f);
 

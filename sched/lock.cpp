@@ -34,8 +34,8 @@ void Lock::unlock_slow() {
 // The ranks held by this thread, innermost last. Locks are never held across
 // a park, so per thread is per M is exact.
 namespace {
-thread_local LockRank held[16];
-thread_local int nheld = 0;
+[[gnu::tls_model("initial-exec")]] thread_local LockRank held[16];
+[[gnu::tls_model("initial-exec")]] thread_local int nheld = 0;
 }  // namespace
 
 void Lock::rank_acquire(LockRank r) {

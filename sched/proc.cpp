@@ -53,7 +53,9 @@ namespace goro::detail {
 std::atomic<Runtime*> rt_{nullptr};
 
 namespace {
-thread_local M* tls_m = nullptr;
+// initial-exec: a direct %fs-relative load, not a __tls_get_addr call (goro
+// is linked at start-up, never dlopen'ed late).
+[[gnu::tls_model("initial-exec")]] thread_local M* tls_m = nullptr;
 }  // namespace
 
 G* getg() {
@@ -67,7 +69,18 @@ M* getm() {
   return tls_m;
 }
 
-void set_tls_m(M* m) { tls_m = m; }
+void set_tls_m(M* m) {
+  tls_m = m;
+  if (m != nullptr) m->eh = fiber_thread_eh();
+}
+
+// mcall switches from g to its M's g0 with a request for g0 to carry out
+// (Go's mcall). It returns when g is next scheduled, maybe on another M.
+void mcall(G* g, M::Req req) {
+  M* m = g->m;
+  m->req = req;
+  fiber_switch(g->fiber, m->g0, m->eh);
+}
 
 G* require_g(const char* api) {
   G* g = getg();
@@ -92,7 +105,7 @@ std::uint32_t fastrand() {
 
 namespace {
 
-bool legal_transition(Gstatus from, Gstatus to) {
+[[maybe_unused]] bool legal_transition(Gstatus from, Gstatus to) {
   using S = Gstatus;
   switch (from) {
     case S::idle: return to == S::runnable || to == S::dead;
@@ -310,7 +323,7 @@ namespace {
 [[noreturn]] void goexit1(G* g) {
   M* m = g->m;
   m->req = M::Req::exit;
-  fiber_switch(g->fiber, m->g0, /*from_dies=*/true);
+  fiber_switch(g->fiber, m->g0, m->eh, /*from_dies=*/true);
   __builtin_trap();
 }
 
@@ -344,8 +357,7 @@ void gopark(bool (*unlockf)(G*, void*), void* lock, WaitReason reason) {
   m->waitunlockf = unlockf;
   m->waitlock = lock;
   g->waitreason = reason;
-  m->req = M::Req::park;
-  fiber_switch(g->fiber, m->g0);
+  mcall(g, M::Req::park);
   // Resumed, possibly on another M.
 }
 
@@ -364,19 +376,9 @@ void goready(G* g) {
   wakep();
 }
 
-void gosched() {
-  G* g = getg();
-  M* m = g->m;
-  m->req = M::Req::gosched;
-  fiber_switch(g->fiber, m->g0);
-}
+void gosched() { mcall(getg(), M::Req::gosched); }
 
-void gopreempt() {
-  G* g = getg();
-  M* m = g->m;
-  m->req = M::Req::preempted;
-  fiber_switch(g->fiber, m->g0);
-}
+void gopreempt() { mcall(getg(), M::Req::preempted); }
 
 void safepoint_slow() {
   G* g = getg();
@@ -476,7 +478,7 @@ void execute(Runtime* r, M* m, G* g, bool inherit) {
     g->m = m;
     casgstatus(g, Gstatus::runnable, Gstatus::running);
     if (!inherit) p->schedtick.store(p->schedtick.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-    fiber_switch(m->g0, g->fiber);
+    fiber_switch(m->g0, g->fiber, m->eh);
     g = after_run(r, m, g);
     inherit = true;
   }

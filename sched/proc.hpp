@@ -85,6 +85,7 @@ inline void safepoint(G* g) {
 
 // The loop and the idle machinery (proc.cpp, idle.cpp).
 void set_tls_m(M* m);
+void mcall(G* g, M::Req req);       // switch to g0 with a request
 void schedule(Runtime* r, M* m);
 void gcstopm(Runtime* r, M* m);     // stop this M for a stop-the-world
 bool stopm_idle(Runtime* r, M* m);  // park an M without a P; false: exiting

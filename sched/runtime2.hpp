@@ -186,6 +186,7 @@ struct alignas(64) P {
 struct alignas(64) M {
   std::int64_t id = 0;
   Fiber g0;                 // the thread's native stack, where schedule() runs
+  EhGlobals* eh = nullptr;  // this thread's C++ exception globals (fiber_thread_eh)
   std::atomic<G*> curg{nullptr};  // the G running on it (nullptr on g0); read by preemptall
   P* p = nullptr;           // the attached P (nullptr when idle or in syscall)
   P* nextp = nullptr;       // the P to acquire when woken (startm's handoff)

@@ -77,14 +77,12 @@ void exitsyscall() {
     }
   }
   // Slow path, on g0: queue the goroutine and park the M.
-  m->req = M::Req::exitsyscall;
-  fiber_switch(g->fiber, m->g0);
+  mcall(g, M::Req::exitsyscall);
   return;
 abandon:
   // main has returned while we were in the call: this goroutine is
   // abandoned; let the M leave.
-  m->req = M::Req::abandon;
-  fiber_switch(g->fiber, m->g0);
+  mcall(g, M::Req::abandon);
   __builtin_trap();
 }
 

@@ -2,10 +2,15 @@
 //
 //   goro::run(main)          start the runtime; main is goroutine 1
 //   goro::go(fn)             start a goroutine
+//   goro::make_chan<T>(n)    a channel; goro::select(case_recv(...), ...)
 //   goro::WaitGroup, ...     goroutine-aware synchronisation
+//   goro::after, Timer, ...  timers and tickers on channels (Go's time)
 //
 // See README.md for a tour and docs/ for how it works inside.
 #pragma once
 
+#include "goro/chan.hpp"
 #include "goro/runtime.hpp"
+#include "goro/select.hpp"
 #include "goro/sync.hpp"
+#include "goro/time.hpp"

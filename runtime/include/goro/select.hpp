@@ -58,10 +58,20 @@ struct RecvCase {
     s.send = false;
   }
   void run() {
-    if constexpr (std::is_invocable_v<F&, std::optional<T>>)
+    if constexpr (std::is_invocable_v<F&, std::optional<T>>) {
+      // val was filled through a void* (selectgo): GCC 12 cannot see that
+      // and warns that moving it may read uninitialised bytes.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
       fn(std::move(val));
-    else
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+    } else {
       fn();
+    }
   }
 };
 

@@ -114,9 +114,7 @@ Config parse_config(const Options& opt) {
   if (const char* e = std::getenv("GORO_DEBUG"); e != nullptr) parse_debug(e, &c);
   if (const char* e = std::getenv("GORO_TRACE"); e != nullptr) {
     if (*e == '\0') bad("GORO_TRACE", e, "want a file name");
-    // Not built yet: refuse rather than run without the trace asked for.
-    throw Error(std::string("goro: GORO_TRACE=\"") + e +
-                "\": execution tracing is not implemented in this version of goro");
+    c.trace_file = e;
   }
   return c;
 }

@@ -77,6 +77,16 @@ void teardown(Runtime* r) {
     if (P* p = r->allp[i].load(std::memory_order_relaxed)) delete p;
     r->allp[i].store(nullptr, std::memory_order_relaxed);
   }
+  if (trace_on) {
+    std::vector<TraceBuf*> bufs;
+    for (M* m : ms)
+      if (m->trace != nullptr) bufs.push_back(m->trace);
+    r->sysmon_trace.mid = -1;
+    bufs.push_back(&r->sysmon_trace);
+    trace_write(r->cfg.trace_file, bufs, r->start_time);
+    for (M* m : ms) delete m->trace;
+    trace_on = false;
+  }
   for (M* m : ms) delete m;
   if (!(GORO_ASAN && abandoned)) r->stacks.release_all();
 }
@@ -101,6 +111,7 @@ void run(const Options& opt, std::function<void()> main_fn) {
   r->sched.coarse_now.store(r->start_time, std::memory_order_relaxed);
   r->stacks.init(cfg.stack_size);
   reset_dying();
+  trace_on = !cfg.trace_file.empty();
   rt_.store(r.get(), std::memory_order_release);
   signals_install(r.get());
 

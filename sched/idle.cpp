@@ -116,6 +116,10 @@ M* newm_locked(Runtime* r, P* p, bool spinning) {
   m->alllink = s.allm;
   s.allm = m;
   s.mcount++;
+  if (trace_on) {
+    m->trace = new TraceBuf();
+    m->trace->mid = m->id;
+  }
   return m;
 }
 

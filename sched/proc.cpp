@@ -276,6 +276,7 @@ void newproc_start(G* g, const Closure* fn, const std::source_location& where) {
   g->param = nullptr;
   fiber_make(g->fiber, static_cast<char*>(g->entry_arg));
   casgstatus(g, Gstatus::dead, Gstatus::runnable);
+  if (trace_on) trace_add(m->trace, {nanotime(), 0, g->goid, self->goid, p->id, "go"});
   runqput(p, g, true);
   wakep();
   safepoint(self);
@@ -468,6 +469,24 @@ G* after_run(Runtime* r, M* m, G* g) {
   fatal("after_run: goroutine switched to g0 without a request");
 }
 
+const char* stop_reason(M* m, G* g) {
+  switch (m->req) {
+    case M::Req::park: return wait_reason_string(g->waitreason);
+    case M::Req::gosched: return "yield";
+    case M::Req::preempted: return "preempted";
+    case M::Req::exit: return "exit";
+    case M::Req::exitsyscall: return "syscall (P retaken)";
+    case M::Req::abandon: return "abandoned";
+    case M::Req::none: break;
+  }
+  return "";
+}
+
+// trace_slice records that g ran on m and p from t0 until now (GORO_TRACE).
+void trace_slice(M* m, P* p, G* g, std::int64_t t0) {
+  trace_add(m->trace, {t0, nanotime() - t0, g->goid, 0, p->id, stop_reason(m, g)});
+}
+
 // execute runs g on m until it switches back, then finishes its request;
 // it keeps going while that yields a G to run immediately.
 void execute(Runtime* r, M* m, G* g, bool inherit) {
@@ -478,7 +497,9 @@ void execute(Runtime* r, M* m, G* g, bool inherit) {
     g->m = m;
     casgstatus(g, Gstatus::runnable, Gstatus::running);
     if (!inherit) p->schedtick.store(p->schedtick.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    const std::int64_t t0 = trace_on ? nanotime() : 0;
     fiber_switch(m->g0, g->fiber, m->eh);
+    if (trace_on) trace_slice(m, p, g, t0);
     g = after_run(r, m, g);
     inherit = true;
   }

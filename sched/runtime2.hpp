@@ -52,6 +52,7 @@
 #include "sched/lockrank.hpp"
 #include "sched/note.hpp"
 #include "sched/timer.hpp"
+#include "sched/trace.hpp"
 
 namespace goro::detail {
 
@@ -201,6 +202,7 @@ struct alignas(64) M {
   std::uint64_t fastrand = 0;
   std::thread thread;
   bool is_m0 = false;
+  TraceBuf* trace = nullptr;  // GORO_TRACE events of this M (written only by it)
 
   // The continuation g0 runs after a G switched to it: Go's mcall argument.
   enum class Req : std::uint8_t { none, park, gosched, preempted, exit, exitsyscall, abandon };

@@ -51,7 +51,6 @@ std::atomic<std::uint32_t> worldsema{1};
 }  // namespace
 
 void stop_the_world(const char* reason) {
-  (void)reason;
   G* g = getg();
   semacquire(&worldsema, false, WaitReason::gc_stop_the_world);
   g = getg();
@@ -90,6 +89,7 @@ void stop_the_world(const char* reason) {
   }
   s.stopnote.clear();
   if (s.stopwait != 0) fatal("stop_the_world: not stopped");
+  if (trace_on) trace_add(m->trace, {nanotime(), 0, g->goid, 0, m->p->id, reason});
 }
 
 void start_the_world() {
@@ -127,6 +127,7 @@ void start_the_world() {
     startm(p, false);
   }
   wakep();
+  if (trace_on) trace_add(m->trace, {nanotime(), 0, g->goid, 0, m->p->id, "start the world"});
   m->locks--;
   semrelease(&worldsema, false);
   safepoint(getg());

@@ -69,6 +69,7 @@ int retake(Runtime* r, std::vector<PSnapshot>& snaps, std::int64_t now) {
       if (p->status.compare_exchange_strong(expect, Pstatus::idle, std::memory_order_acq_rel)) {
         p->syscalltick.fetch_add(1, std::memory_order_relaxed);
         r->sched.nhandoff.fetch_add(1, std::memory_order_relaxed);
+        if (trace_on) trace_add(&r->sysmon_trace, {now, 0, 0, 0, p->id, "sysmon: retake P in syscall"});
         handoffp(p);
         n++;
       }
@@ -84,6 +85,7 @@ int retake(Runtime* r, std::vector<PSnapshot>& snaps, std::int64_t now) {
       if (m != nullptr) {
         if (G* g = m->curg.load(std::memory_order_acquire)) {
           g->preempt.store(true, std::memory_order_relaxed);
+          if (trace_on) trace_add(&r->sysmon_trace, {now, 0, g->goid, 0, p->id, "sysmon: preempt"});
           n++;
         }
       }

@@ -39,10 +39,11 @@ void teardown(Runtime* r) {
     std::lock_guard<Lock> lk(r->sched.lock);
     for (M* m = r->sched.allm; m != nullptr; m = m->alllink) ms.push_back(m);
   }
-  for (M* m : ms)
-    if (!m->is_m0 && m->thread.joinable()) m->thread.join();
+  // sysmon first: it may signal M threads, which must still exist.
   r->sysmonnote.wakeup();
   if (r->sysmon.joinable()) r->sysmon.join();
+  for (M* m : ms)
+    if (!m->is_m0 && m->thread.joinable()) m->thread.join();
   signals_uninstall();
 
   // Goroutines that never started still own their callable: destroy it.

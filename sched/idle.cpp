@@ -88,6 +88,7 @@ M* mget(Runtime* r);
 void checkdead(Runtime* r);
 
 void mstart(Runtime* r, M* m) {
+  m->tid = pthread_self();
   set_tls_m(m);
   fiber_init_thread(m->g0);
   SignalStack altstack;
@@ -141,6 +142,7 @@ M* new_m0(Runtime* r) {
 }
 
 void mstart0(M* m) {
+  m->tid = pthread_self();
   set_tls_m(m);
   fiber_init_thread(m->g0);
   SignalStack altstack;

@@ -87,6 +87,12 @@ G* require_g(const char* api) {
   if (g == nullptr) {
     throw Error(std::string(api) + " called outside a running goro runtime (not on a goroutine)");
   }
+  // Every API entry is a safepoint: yield if asked, and take a P back if
+  // the preemption signal took ours.
+  if (g->preempt.load(std::memory_order_relaxed)) {
+    safepoint_slow();
+    g = getg();
+  }
   return g;
 }
 
@@ -334,6 +340,7 @@ namespace {
   g->entry = nullptr;  // started: teardown must not destroy the callable again
   try {
     fn->invoke(g->entry_arg);
+    reacquirep(getg());  // a hog that ends without another runtime call
   } catch (const std::exception& e) {
     g = getg();
     if (g != rt()->main_g) fatal_panic(g, e.what());
@@ -383,6 +390,8 @@ void gopreempt() { mcall(getg(), M::Req::preempted); }
 
 void safepoint_slow() {
   G* g = getg();
+  reacquirep(g);  // the preemption signal may have taken our P (preempt.cpp)
+  g = getg();
   if (g->m->locks > 0) return;  // pinned: proc_unpin re-checks
   g->preempt.store(false, std::memory_order_relaxed);
   gopreempt();

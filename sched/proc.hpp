@@ -104,6 +104,9 @@ void acquirep(M* m, P* p);
 P* releasep(M* m);
 void startm(P* p, bool spinning);
 void handoffp(P* p);
+void preempt_install();            // preempt.cpp: the SIGURG handler
+bool preempt_by_signal(M* m);      // sysmon: ask the hog's thread to give up its P
+void reacquirep(G* g);             // a safepoint after the signal took our P
 G* exitsyscall0(Runtime* r, M* m, G* g);   // syscall.cpp
 void stoplockedm(Runtime* r, M* m);
 void startlockedm(Runtime* r, M* m, G* g);

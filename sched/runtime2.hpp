@@ -40,6 +40,8 @@
 //     allglock is a leaf taken alone.
 #pragma once
 
+#include <pthread.h>
+
 #include <atomic>
 #include <cstdint>
 #include <mutex>
@@ -201,6 +203,8 @@ struct alignas(64) M {
   G* lockedg = nullptr;     // lock_os_thread
   std::uint64_t fastrand = 0;
   std::thread thread;
+  pthread_t tid{};          // for the preemption signal (sysmon)
+  bool in_blocking = false; // inside blocking(): no P by design, not a hog
   bool is_m0 = false;
   TraceBuf* trace = nullptr;  // GORO_TRACE events of this M (written only by it)
 
@@ -249,6 +253,7 @@ struct Sched {
   std::atomic<bool> exiting{false};     // main returned: Ms leave their loops
   std::atomic<int> ngsys{0};            // runtime goroutines (not counted by num_goroutine)
   std::atomic<std::uint64_t> nhandoff{0};  // Ps sysmon took from system calls (tests, benches)
+  std::atomic<std::uint64_t> nhogs{0};     // Ps the preemption signal took from hogs
   int newprocs = 0;                     // GOMAXPROCS to apply at start_the_world
   std::atomic<std::int64_t> coarse_now{0};  // nanotime(), refreshed by sysmon (for waitsince)
 };

@@ -67,6 +67,7 @@ void signals_install(Runtime*) {
   sigaction(SIGBUS, &sa, &old_bus);
   sa.sa_sigaction = on_quit;
   sigaction(SIGQUIT, &sa, &old_quit);
+  preempt_install();
   installed = true;
 }
 
@@ -75,6 +76,7 @@ void signals_uninstall() {
   sigaction(SIGSEGV, &old_segv, nullptr);
   sigaction(SIGBUS, &old_bus, nullptr);
   sigaction(SIGQUIT, &old_quit, nullptr);
+  signal(SIGURG, SIG_DFL);
   installed = false;
 }
 

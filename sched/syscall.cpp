@@ -31,6 +31,7 @@ void entersyscall() {
   M* m = g->m;
   P* p = m->p;
   casgstatus(g, Gstatus::running, Gstatus::syscall);
+  m->in_blocking = true;
   p->m.store(nullptr, std::memory_order_relaxed);
   m->oldp = p;
   m->p = nullptr;
@@ -53,6 +54,7 @@ void exitsyscall() {
   Runtime* r = rt();
   P* oldp = m->oldp;
   m->oldp = nullptr;
+  m->in_blocking = false;
   // Fast path: our P is still waiting for us.
   Pstatus st = Pstatus::syscall;
   if (oldp != nullptr && oldp->status.compare_exchange_strong(st, Pstatus::idle)) {

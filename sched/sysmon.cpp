@@ -84,6 +84,9 @@ int retake(Runtime* r, std::vector<PSnapshot>& snaps, std::int64_t now) {
       M* m = p->m.load(std::memory_order_acquire);
       if (m != nullptr) {
         if (G* g = m->curg.load(std::memory_order_acquire)) {
+          // Asked a slice ago and still running: a loop with no safepoint.
+          // Make its thread give up the P (preempt.cpp).
+          if (g->preempt.load(std::memory_order_relaxed)) preempt_by_signal(m);
           g->preempt.store(true, std::memory_order_relaxed);
           if (trace_on) trace_add(&r->sysmon_trace, {now, 0, g->goid, 0, p->id, "sysmon: preempt"});
           n++;

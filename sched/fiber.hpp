@@ -49,6 +49,9 @@ void fiber_init_thread(Fiber& f);
 // fiber_set_entry names the function every new fiber starts in. It must never
 // return; it ends with fiber_switch(..., true).
 void fiber_set_entry(void (*entry)());
+// fiber_reuse_stack forgets what a previous fiber left on f's stack (ASan's
+// poisoned redzones), before the stack is written to again.
+void fiber_reuse_stack(Fiber& f);
 // fiber_make prepares f to start in the entry on [f.stack_lo, sp) the first
 // time it is switched to.
 void fiber_make(Fiber& f, char* sp);

@@ -181,8 +181,9 @@ void startm(P* p, bool spinning) {
   }
   M* nm = mget(r);
   if (nm == nullptr) {
+    // Start the thread before unlocking: teardown lists the Ms under this
+    // lock and must find every registered M with a thread to join.
     nm = newm_locked(r, p, spinning);
-    lk.unlock();
     newm_start(r, nm);
     return;
   }

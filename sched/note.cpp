@@ -33,10 +33,8 @@ void Note::sleep() {
 }
 
 bool Note::tsleep(std::int64_t ns) {
-  if (ns < 0) {
-    sleep();
-    return true;
-  }
+  // A deadline already past (ns <= 0) is a poll, never "no timeout".
+  if (ns <= 0) return key_.load(std::memory_order_acquire) != 0;
   const std::int64_t deadline = nanotime() + ns;
   while (key_.load(std::memory_order_acquire) == 0) {
     const std::int64_t left = deadline - nanotime();

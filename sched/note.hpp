@@ -18,7 +18,8 @@ class Note {
  public:
   void wakeup();
   void sleep();
-  // tsleep sleeps at most ns nanoseconds; returns true if woken by wakeup().
+  // tsleep sleeps at most ns nanoseconds (ns <= 0: just polls); returns
+  // true if woken by wakeup().
   bool tsleep(std::int64_t ns);
   void clear() { key_.store(0, std::memory_order_relaxed); }
   bool signalled() const { return key_.load(std::memory_order_acquire) != 0; }

@@ -32,13 +32,15 @@ namespace goro::detail {
 
 namespace {
 
+// preemptall asks the goroutine running on every other P to yield.
 void preemptall(Runtime* r) {
+  M* self = getm();
   const int n = r->gomaxprocs.load(std::memory_order_relaxed);
   for (int i = 0; i < n; i++) {
     P* p = r->allp[i].load(std::memory_order_relaxed);
     if (p->status.load(std::memory_order_relaxed) != Pstatus::running) continue;
     M* m = p->m.load(std::memory_order_acquire);
-    if (m == nullptr) continue;
+    if (m == nullptr || m == self) continue;
     if (G* g = m->curg.load(std::memory_order_acquire)) g->preempt.store(true, std::memory_order_relaxed);
   }
 }

@@ -90,7 +90,9 @@ bool chanparkcommit(G*, void* lock) {
   fatal("unreachable: a goroutine blocked forever was woken");
 }
 
-std::size_t round_up(std::size_t n, std::size_t a) { return (n + a - 1) / a * a; }
+std::size_t round_up(std::size_t n, std::size_t a) {
+  return (n + a - 1) / a * a;
+}
 
 }  // namespace
 
@@ -107,7 +109,9 @@ HchanBase* makechan(const ChanType* t, std::size_t size) {
   return ::new (mem) HchanBase(t, size, base + hdr);
 }
 
-void chanretain(HchanBase* c) noexcept { c->refs.fetch_add(1, std::memory_order_relaxed); }
+void chanretain(HchanBase* c) noexcept {
+  c->refs.fetch_add(1, std::memory_order_relaxed);
+}
 
 // chanrelease drops a reference; the last one destroys the values left in the
 // ring (each exactly once: only live slots are in [recvx, recvx + qcount))
@@ -116,7 +120,8 @@ void chanretain(HchanBase* c) noexcept { c->refs.fetch_add(1, std::memory_order_
 void chanrelease(HchanBase* c) noexcept {
   if (c->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
   const std::size_t n = c->qcount.load(std::memory_order_relaxed);
-  for (std::size_t k = 0; k < n; k++) c->elemtype->destroy(c->chanbuf((c->recvx + k) % c->dataqsiz));
+  for (std::size_t k = 0; k < n; k++)
+    c->elemtype->destroy(c->chanbuf((c->recvx + k) % c->dataqsiz));
   const std::size_t align = std::max(c->elemtype->align, alignof(HchanBase));
   c->~HchanBase();
   ::operator delete(static_cast<void*>(c), std::align_val_t(align));
@@ -126,7 +131,9 @@ std::size_t chanlen(const HchanBase* c) noexcept {
   return c == nullptr ? 0 : c->qcount.load(std::memory_order_relaxed);
 }
 
-std::size_t chancap(const HchanBase* c) noexcept { return c == nullptr ? 0 : c->dataqsiz; }
+std::size_t chancap(const HchanBase* c) noexcept {
+  return c == nullptr ? 0 : c->dataqsiz;
+}
 
 // ---------------------------------------------------------------------------
 // The helpers select shares (declared in hchan.hpp)

@@ -53,7 +53,9 @@ Lock& notifylock(const NotifyList* l) {
 }
 
 // less reports whether ticket a comes before b, wrap-around included.
-bool less(std::uint32_t a, std::uint32_t b) { return static_cast<std::int32_t>(a - b) < 0; }
+bool less(std::uint32_t a, std::uint32_t b) {
+  return static_cast<std::int32_t>(a - b) < 0;
+}
 
 bool unlock_notify(G*, void* lk) {
   static_cast<Lock*>(lk)->unlock();
@@ -62,7 +64,9 @@ bool unlock_notify(G*, void* lk) {
 
 }  // namespace
 
-std::uint32_t NotifyList::add() { return wait.fetch_add(1, std::memory_order_acq_rel); }
+std::uint32_t NotifyList::add() {
+  return wait.fetch_add(1, std::memory_order_acq_rel);
+}
 
 void NotifyList::wait_ticket(std::uint32_t t) {
   G* g = require_g("goro::Cond::wait");
@@ -135,16 +139,26 @@ void NotifyList::notify_all() {
 
 }  // namespace detail
 
+// Each entry first makes sure it holds a P (the preemption signal may have
+// taken it, sched/preempt.cpp): parking and readying need one. wait is a
+// full safepoint (it is about to block anyway); signal and broadcast only
+// take the P back, without yielding, as Go's do not yield.
 void Cond::wait() {
-  detail::require_g("goro::Cond::wait");
+  detail::safepoint(detail::require_g("goro::Cond::wait"));
   const std::uint32_t t = notify_.add();
   l_.unlock();
   notify_.wait_ticket(t);
   l_.lock();
 }
 
-void Cond::signal() { notify_.notify_one(); }
+void Cond::signal() {
+  if (detail::G* g = detail::getg()) detail::reacquirep(g);
+  notify_.notify_one();
+}
 
-void Cond::broadcast() { notify_.notify_all(); }
+void Cond::broadcast() {
+  if (detail::G* g = detail::getg()) detail::reacquirep(g);
+  notify_.notify_all();
+}
 
 }  // namespace goro

@@ -52,11 +52,12 @@
 //     queue or was dropped by a waker that lost the selectdone race; exactly
 //     one waker won it and set g.param.
 //   - g.selectdone is false whenever the G is not parked in a select.
+#include "goro/select.hpp"
+
 #include <algorithm>
 #include <cstdint>
 #include <memory>
 
-#include "goro/select.hpp"
 #include "runtime/hchan.hpp"
 
 namespace goro::detail {

@@ -68,14 +68,14 @@ namespace goro {
 namespace detail {
 
 struct TimeTimer {
-  Timer rt;                                 // f = sendtime, arg = this, seq = gen
-  Chan<goro::Time> c;                       // capacity 1
-  std::atomic<std::uint64_t> gen{1};        // the current use; see the file comment
-  std::atomic<int> users{0};                // sendtimes between their gen check and send
-  goro::Mutex mu;                           // serialises stop/reset/retire
-  bool self_retire = false;                 // after(): sendtime retires it after firing
-  TimeTimer* freelink = nullptr;            // guarded by freelock
-  TimeTimer* alllink = nullptr;             // guarded by freelock
+  Timer rt;                           // f = sendtime, arg = this, seq = gen
+  Chan<goro::Time> c;                 // capacity 1
+  std::atomic<std::uint64_t> gen{1};  // the current use; see the file comment
+  std::atomic<int> users{0};          // sendtimes between their gen check and send
+  goro::Mutex mu;                     // serialises stop/reset/retire
+  bool self_retire = false;           // after(): sendtime retires it after firing
+  TimeTimer* freelink = nullptr;      // guarded by freelock
+  TimeTimer* alllink = nullptr;       // guarded by freelock
 };
 
 namespace {
@@ -159,7 +159,7 @@ void sendtime(void* arg, std::uintptr_t seq) {
 // own reference, on another P the moment it is armed.
 TimeTimer* newtimer(const char* api, std::int64_t when, std::int64_t period, bool self_retire,
                     Chan<goro::Time>* c) {
-  require_g(api);
+  safepoint(require_g(api));  // addtimer needs our P: take it back if the signal took it
   TimeTimer* t = nullptr;
   {
     std::lock_guard<Lock> lk(freelock);
@@ -191,6 +191,7 @@ TimeTimer* newtimer(const char* api, std::int64_t when, std::int64_t period, boo
 // that outlived its runtime is abandoned: its P, and so its heap, is gone.
 void freetimer(TimeTimer* t) {
   if (t == nullptr || rt() == nullptr || getg() == nullptr) return;
+  safepoint(getg());
   {
     std::lock_guard<goro::Mutex> lk(t->mu);
     retire_locked(t);
@@ -229,7 +230,9 @@ Timer::Timer(std::chrono::nanoseconds d) {
   t_ = detail::newtimer("goro::Timer", detail::when(d), 0, false, &c);
 }
 
-Timer::~Timer() { detail::freetimer(t_); }
+Timer::~Timer() {
+  detail::freetimer(t_);
+}
 
 Timer::Timer(Timer&& o) noexcept : t_(std::exchange(o.t_, nullptr)) {}
 
@@ -241,11 +244,13 @@ Timer& Timer::operator=(Timer&& o) noexcept {
   return *this;
 }
 
-Chan<Time> Timer::c() const { return t_ != nullptr ? t_->c : Chan<Time>(); }
+Chan<Time> Timer::c() const {
+  return t_ != nullptr ? t_->c : Chan<Time>();
+}
 
 bool Timer::stop() {
   if (t_ == nullptr) return false;
-  detail::require_g("goro::Timer::stop");
+  detail::safepoint(detail::require_g("goro::Timer::stop"));
   std::lock_guard<Mutex> lk(t_->mu);
   // No generation bump: a firing already under way still delivers, so that
   // "if (!t.stop()) t.c().recv();" finds its value.
@@ -254,7 +259,7 @@ bool Timer::stop() {
 
 bool Timer::reset(std::chrono::nanoseconds d) {
   if (t_ == nullptr) throw Error("goro::Timer::reset on a moved-from Timer");
-  detail::require_g("goro::Timer::reset");
+  detail::safepoint(detail::require_g("goro::Timer::reset"));
   std::lock_guard<Mutex> lk(t_->mu);
   return detail::rearm_locked(t_, detail::when(d), 0);
 }
@@ -268,7 +273,9 @@ Ticker::Ticker(std::chrono::nanoseconds d) {
   t_ = detail::newtimer("goro::Ticker", detail::when(d), d.count(), false, &c);
 }
 
-Ticker::~Ticker() { detail::freetimer(t_); }
+Ticker::~Ticker() {
+  detail::freetimer(t_);
+}
 
 Ticker::Ticker(Ticker&& o) noexcept : t_(std::exchange(o.t_, nullptr)) {}
 
@@ -280,11 +287,13 @@ Ticker& Ticker::operator=(Ticker&& o) noexcept {
   return *this;
 }
 
-Chan<Time> Ticker::c() const { return t_ != nullptr ? t_->c : Chan<Time>(); }
+Chan<Time> Ticker::c() const {
+  return t_ != nullptr ? t_->c : Chan<Time>();
+}
 
 void Ticker::stop() {
   if (t_ == nullptr) return;
-  detail::require_g("goro::Ticker::stop");
+  detail::safepoint(detail::require_g("goro::Ticker::stop"));
   std::lock_guard<Mutex> lk(t_->mu);
   detail::deltimer(&t_->rt);
   // A tick being decided right now is dropped; one past its check may still
@@ -295,7 +304,7 @@ void Ticker::stop() {
 void Ticker::reset(std::chrono::nanoseconds d) {
   if (d.count() <= 0) throw Panic("non-positive interval for Ticker.Reset");
   if (t_ == nullptr) throw Error("goro::Ticker::reset on a moved-from Ticker");
-  detail::require_g("goro::Ticker::reset");
+  detail::safepoint(detail::require_g("goro::Ticker::reset"));
   std::lock_guard<Mutex> lk(t_->mu);
   detail::rearm_locked(t_, detail::when(d), d.count());
 }

@@ -223,6 +223,12 @@ void handoffp(P* p) {
     return;
   }
   pidleput(p);
+  lk.unlock();
+  // An idle P's timers are watched by an idle M; the Ms asleep now went to
+  // sleep before these timers were theirs to watch (Go's handoffp calls
+  // wakeNetPoller for the same reason).
+  if (const std::int64_t when = p->timers.when0.load(std::memory_order_relaxed); when != 0)
+    wake_timer_watcher(when);
 }
 
 // ---------------------------------------------------------------------------
@@ -331,7 +337,10 @@ void checkdead(Runtime* r) {
     for (G* g = r->allgs; g != nullptr; g = g->alllink)
       runnable |= g->status.load(std::memory_order_relaxed) == Gstatus::runnable;
   }
-  if (runnable) fatal("checkdead: runnable goroutine while no M is running");
+  if (runnable) {
+    std::fprintf(stderr, "checkdead: mcount=%d nmidle=%d nmidlelocked=%d npidle=%d\n", s.mcount, s.nmidle, s.nmidlelocked, s.npidle.load());
+    fatal("checkdead: runnable goroutine while no M is running");
+  }
   fatal("all goroutines are asleep - deadlock!");
 }
 
@@ -380,9 +389,10 @@ void wake_timer_watcher(std::int64_t when) {
     m->park.wakeup();
     return;
   }
-  // No watcher: if every P is idle nobody would look at this timer.
-  if (s.npidle.load(std::memory_order_relaxed) == r->gomaxprocs.load(std::memory_order_relaxed))
-    wakep();
+  // No watcher: the timer may sit on a P nobody runs. Start a spinning M on
+  // an idle P; it runs due timers while stealing and, going idle, becomes
+  // the watcher.
+  if (s.npidle.load(std::memory_order_relaxed) > 0) wakep();
 }
 
 // gcstopm parks m for a stop-the-world, handing its P to the stopper.
@@ -407,6 +417,7 @@ void begin_exit(Runtime* r) {
   s.exiting.store(true, std::memory_order_release);
   std::lock_guard<Lock> lk(s.lock);
   while (M* m = mget(r)) m->park.wakeup();
+  for (M* m = s.mlocked; m != nullptr; m = m->schedlink) m->park.wakeup();
   r->sysmonnote.wakeup();
 }
 

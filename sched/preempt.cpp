@@ -34,8 +34,9 @@
 //
 // Where this cannot work: if goro is linked statically into the program its
 // text cannot be told apart from the user's, so the handler would not know
-// whether it interrupted runtime code; there the signal step is disabled and
-// preemption is cooperative only.
+// whether it interrupted runtime code; and under ThreadSanitizer, which
+// delivers signals from inside its own runtime. There the signal step is
+// disabled and preemption is cooperative only.
 //
 // Invariants: the handler changes runtime state only when the interrupted
 // code is outside goro; it never blocks except on the sched.lock futex; a
@@ -49,6 +50,7 @@
 #include <cstring>
 
 #include "sched/proc.hpp"
+#include "sched/sanitizers.hpp"
 
 namespace goro::detail {
 
@@ -130,6 +132,13 @@ void on_preempt(int, siginfo_t*, void* uctx) {
 void preempt_install() {
   ngoro_text = 0;
   signal_preempt_ok = false;
+#if GORO_TSAN
+  // TSan defers asynchronous signals and delivers them from inside its own
+  // runtime, so the interrupted PC no longer says whether goro code was
+  // running: the handler could not tell safe from unsafe. Cooperative
+  // preemption only, in that build.
+  return;
+#endif
   dl_iterate_phdr(find_goro_text, reinterpret_cast<void*>(&on_preempt));
   struct sigaction sa;
   std::memset(&sa, 0, sizeof sa);
@@ -138,6 +147,8 @@ void preempt_install() {
   sa.sa_sigaction = on_preempt;
   sigaction(SIGURG, &sa, nullptr);
 }
+
+bool preempt_signal_available() { return signal_preempt_ok; }
 
 bool preempt_by_signal(M* m) {
   if (!signal_preempt_ok) return false;

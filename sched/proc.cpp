@@ -267,11 +267,15 @@ G* newproc_alloc(std::size_t size, std::size_t align, void** mem) {
 void newproc_abort(G* g) {
   // The callable's constructor threw: give the G back unused.
   G* self = getg();
+  reacquirep(self);
   gfput(rt(), self->m->p, g);
 }
 
 void newproc_start(G* g, const Closure* fn, const std::source_location& where) {
   G* self = getg();
+  // The callable was constructed by inline user code, where the preemption
+  // signal may have taken our P.
+  reacquirep(self);
   Runtime* r = rt();
   M* m = self->m;
   P* p = m->p;

@@ -106,6 +106,7 @@ void startm(P* p, bool spinning);
 void handoffp(P* p);
 void preempt_install();            // preempt.cpp: the SIGURG handler
 bool preempt_by_signal(M* m);      // sysmon: ask the hog's thread to give up its P
+bool preempt_signal_available();   // false under TSan or a static link: cooperative only
 void reacquirep(G* g);             // a safepoint after the signal took our P
 G* exitsyscall0(Runtime* r, M* m, G* g);   // syscall.cpp
 void stoplockedm(Runtime* r, M* m);

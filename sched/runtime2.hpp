@@ -223,7 +223,8 @@ struct Sched {
   Lock lock{LockRank::sched};
   M* midle = nullptr;
   int nmidle = 0;
-  int nmidlelocked = 0;
+  int nmidlelocked = 0;     // Ms asleep for their locked goroutine (in mlocked)
+  M* mlocked = nullptr;
   std::int64_t mnext = 0;   // M ids; also the count of Ms ever started
   int maxmcount = 10000;
   int nmsys = 1;            // system Ms not counted for deadlock (sysmon)

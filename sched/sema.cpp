@@ -119,7 +119,10 @@ void semrelease(std::atomic<std::uint32_t>* addr, bool handoff) {
   if (yield_to_it) {
     // Direct handoff: let the waiter (now in runnext) run on our P.
     G* g = getg();
-    if (g != nullptr && g->m->locks == 0) gosched();
+    if (g != nullptr && g->m->locks == 0) {
+      reacquirep(g);  // inline user code may have lost our P (preempt.cpp)
+      gosched();
+    }
   }
 }
 

@@ -116,15 +116,23 @@ void stoplockedm(Runtime* r, M* m) {
   P* p = releasep(m);
   handoffp(p);
   {
+    // Sleep in sched.mlocked: counted apart from idle Ms, since this M is
+    // not available for other work (checkdead's nmidlelocked).
     std::lock_guard<Lock> lk(r->sched.lock);
-    r->sched.nmidlelocked++;
+    if (r->sched.exiting.load(std::memory_order_relaxed)) return;
+    // A thief may have found our goroutine in the run queue and handed us
+    // a P already (startlockedm, before we got here): then the note is
+    // signalled and we must not count ourselves idle.
+    if (m->nextp == nullptr) {
+      m->schedlink = r->sched.mlocked;
+      r->sched.mlocked = m;
+      r->sched.nmidlelocked++;
+    }
   }
+  // Woken by startlockedm (which took us off mlocked, with a P in nextp) or
+  // by begin_exit (no P).
   m->park.sleep();
   m->park.clear();
-  {
-    std::lock_guard<Lock> lk(r->sched.lock);
-    r->sched.nmidlelocked--;
-  }
   if (m->nextp == nullptr) return;  // exiting
   P* np = m->nextp;
   m->nextp = nullptr;
@@ -134,7 +142,18 @@ void stoplockedm(Runtime* r, M* m) {
 void startlockedm(Runtime* r, M* m, G* g) {
   M* lm = g->lockedm;
   P* p = releasep(m);
-  lm->nextp = p;
+  {
+    std::lock_guard<Lock> lk(r->sched.lock);
+    for (M** pp = &r->sched.mlocked; *pp != nullptr; pp = &(*pp)->schedlink) {
+      if (*pp == lm) {
+        *pp = lm->schedlink;
+        lm->schedlink = nullptr;
+        r->sched.nmidlelocked--;
+        break;
+      }
+    }
+    lm->nextp = p;  // under the lock: stoplockedm reads it there
+  }
   lm->park.wakeup();
   stopm_idle(r, m);
 }

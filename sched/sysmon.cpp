@@ -228,6 +228,13 @@ void sysmon(Runtime* r) {
       idle = 0;
     else
       idle++;
+    // Safety net (Go's sysmon does the same): a timer overdue by more than
+    // a millisecond while a P idles means nobody is watching it.
+    if (const std::int64_t next = timers_earliest();
+        next != 0 && next + 1000000 < now && s.npidle.load(std::memory_order_relaxed) > 0) {
+      wakep();
+      idle = 0;
+    }
     if (trace_ns > 0 && now - lasttrace >= trace_ns) {
       lasttrace = now;
       schedtrace(r, r->cfg.scheddetail);

@@ -67,7 +67,9 @@ void heap_del(Timers& ts, Timer* t) {
     siftup(ts.heap, static_cast<std::size_t>(last->index));
   }
   t->index = -1;
-  t->pp.store(nullptr, std::memory_order_relaxed);
+  // Release: a deltimer that sees nullptr may then rewrite the timer's
+  // fields, after everything checktimers read from them.
+  t->pp.store(nullptr, std::memory_order_release);
   update_when0(ts);
 }
 
@@ -81,11 +83,12 @@ P* current_p() {
 
 void addtimer(Timer* t) {
   P* p = current_p();
+  const std::int64_t when = t->when;  // once unlocked, t belongs to the heap
   {
     std::lock_guard<Lock> lk(p->timers.lock);
     heap_add(p, t);
   }
-  wake_timer_watcher(t->when);
+  wake_timer_watcher(when);
 }
 
 bool deltimer(Timer* t) {

@@ -126,8 +126,7 @@ detail::RecvCase<T, std::decay_t<F>> case_recv(Chan<T> ch, F&& fn = {}) {
 // case_send is `case ch <- v:`; fn() runs after the send; it may be omitted.
 // If another case is chosen, v is dropped.
 template <class T, class F = detail::NoFn>
-detail::SendCase<T, std::decay_t<F>> case_send(Chan<T> ch, std::type_identity_t<T> v,
-                                               F&& fn = {}) {
+detail::SendCase<T, std::decay_t<F>> case_send(Chan<T> ch, std::type_identity_t<T> v, F&& fn = {}) {
   static_assert(std::is_invocable_v<std::decay_t<F>&>, "goro::case_send: fn must take nothing");
   return {std::move(ch), std::move(v), std::forward<F>(fn)};
 }
@@ -159,8 +158,7 @@ std::size_t select(Cases&&... cases) {
   if (chosen < 0) {
     // Nothing was ready: run the default case.
     std::size_t i = 0;
-    (((detail::is_default_case<std::remove_cvref_t<Cases>>) ? (chosen = static_cast<int>(i), 0)
-                                                            : 0,
+    (((detail::is_default_case<std::remove_cvref_t<Cases>>) ? (chosen = static_cast<int>(i), 0) : 0,
       i++),
      ...);
   }

@@ -111,7 +111,8 @@ class RWMutex {
   Mutex w_;                                  // held by a writer, pending or inside
   std::atomic<std::uint32_t> writerSem_{0};  // the writer waits here for departing readers
   std::atomic<std::uint32_t> readerSem_{0};  // readers wait here for the writer to finish
-  std::atomic<std::int32_t> readerCount_{0}; // readers inside; minus rwmutexMaxReaders once a writer is pending
+  // readers inside; minus rwmutexMaxReaders once a writer is pending
+  std::atomic<std::int32_t> readerCount_{0};
   std::atomic<std::int32_t> readerWait_{0};  // readers the pending writer still waits for
 };
 
@@ -131,10 +132,10 @@ struct NotifyList {
   Sudog* head = nullptr;
   Sudog* tail = nullptr;
 
-  std::uint32_t add();               // notifyListAdd: take a ticket
-  void wait_ticket(std::uint32_t t); // notifyListWait: park until ticket t is notified
-  void notify_one();                 // notifyListNotifyOne
-  void notify_all();                 // notifyListNotifyAll
+  std::uint32_t add();                // notifyListAdd: take a ticket
+  void wait_ticket(std::uint32_t t);  // notifyListWait: park until ticket t is notified
+  void notify_one();                  // notifyListNotifyOne
+  void notify_all();                  // notifyListNotifyAll
 };
 }  // namespace detail
 
@@ -148,8 +149,8 @@ class Cond {
   Cond& operator=(const Cond&) = delete;
 
   void wait();
-  void signal();     // wake one waiter, if any
-  void broadcast();  // wake every waiter
+  void signal();                       // wake one waiter, if any
+  void broadcast();                    // wake every waiter
   Mutex& mutex() const { return l_; }  // Go's Cond.L
 
  private:

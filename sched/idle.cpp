@@ -171,6 +171,13 @@ void startm(P* p, bool spinning) {
   Runtime* r = rt();
   Sched& s = r->sched;
   std::unique_lock<Lock> lk(s.lock);
+  if (s.exiting.load(std::memory_order_relaxed)) {
+    // main has returned: teardown is listing the Ms under this lock and
+    // must not miss one started behind its back.
+    lk.unlock();
+    if (spinning) s.nmspinning.fetch_sub(1, std::memory_order_acq_rel);
+    return;
+  }
   if (p == nullptr) {
     p = pidleget();
     if (p == nullptr) {

@@ -10,6 +10,10 @@
 
 #include "sched/sanitizers.hpp"
 
+#if GORO_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
 #ifndef MADV_GUARD_INSTALL
 #define MADV_GUARD_INSTALL 102  // Linux 6.13; glibc headers may not have it yet
 #endif
@@ -76,6 +80,11 @@ void StackAllocator::new_slab() {
   }
   next_ = static_cast<char*>(p);
   end_ = next_ + slab_;
+#if GORO_ASAN
+  // The kernel may hand back addresses an earlier run's stacks used; ASan's
+  // shadow of them still holds that run's redzones.
+  __asan_unpoison_memory_region(next_, slab_);
+#endif
   mapped_ += slab_;
   slabs_.emplace_back(next_, slab_);
   const std::size_t n = ntable_.load(std::memory_order_relaxed);
@@ -106,7 +115,12 @@ bool StackAllocator::in_guard(const void* addr) const {
 
 void StackAllocator::release_all() {
   std::lock_guard<std::mutex> lk(mu_);
-  for (auto& [base, len] : slabs_) munmap(base, len);
+  for (auto& [base, len] : slabs_) {
+#if GORO_ASAN
+    __asan_unpoison_memory_region(base, len);
+#endif
+    munmap(base, len);
+  }
   slabs_.clear();
   next_ = end_ = nullptr;
   mapped_ = 0;

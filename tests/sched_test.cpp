@@ -161,7 +161,10 @@ TEST_P(Sched, IdlePsStealWork) {
     total += finished_on[i].load();
   }
   EXPECT_EQ(total, kWorkers);
-  EXPECT_GE(ps, 2) << "all work finished on one P";
+  // The thieves may well have run all of it (the spawner kept its P busy),
+  // so "several Ps" is: at least one P other than the spawner's.
+  EXPECT_GE(ps, 1);
+  EXPECT_LT(finished_on[spawner_p.load()].load(), kWorkers);
 }
 
 // ---------------------------------------------------------------------------

@@ -9,6 +9,10 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <mutex>
+#include <thread>
 #include <cstdlib>
 #include <optional>
 #include <string>
@@ -44,6 +48,37 @@ inline void spin(int iters) {
   volatile unsigned x = 0;
   for (int i = 0; i < iters; i++) x = x + static_cast<unsigned>(i);
 }
+
+// Watchdog aborts the process if the test is still running after `limit`:
+// for tests that exercise a known hang, so that they fail in seconds
+// instead of at meson's 300 s timeout.
+class Watchdog {
+ public:
+  explicit Watchdog(std::chrono::seconds limit)
+      : t_([this, limit] {
+          std::unique_lock<std::mutex> lk(mu_);
+          if (!cv_.wait_for(lk, limit, [this] { return done_; })) {
+            std::fprintf(stderr, "watchdog: %s hung for %llds\n",
+                         ::testing::UnitTest::GetInstance()->current_test_info()->name(),
+                         static_cast<long long>(limit.count()));
+            std::abort();
+          }
+        }) {}
+  ~Watchdog() {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      done_ = true;
+    }
+    cv_.notify_one();
+    t_.join();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::thread t_;
+};
 
 // ScopedEnv sets (or unsets) an environment variable for its lifetime.
 class ScopedEnv {

@@ -19,35 +19,54 @@ class Time : public ProcsTest {};
 GORO_INSTANTIATE_PROCS(Time);
 
 // Sleepers spawned in a scrambled order wake in the order of their
-// deadlines, and none wakes before its deadline. The gaps between deadlines
-// are wide enough (more under a sanitizer, or with more Ps than cores) that
-// a thread descheduled for a moment does not reorder the records.
+// deadlines, and none wakes before its deadline. Two sleepers can only swap
+// if the thread running the timers stalled for longer than the gap between
+// their deadlines (then both fire in one batch and the later one, readied
+// last, takes runnext — as in Go). On a loaded 2-core machine that happens,
+// so a swap is excused when a sleeper involved was late by more than the
+// gap; the test retries then, and fails on an unexcused swap or if no
+// attempt out of three came out clean.
 TEST_P(Time, SleepersWakeInDeadlineOrder) {
-  const int gap_ms = (kSanitized || nprocs() > 2) ? 25 : 12;
+  const int gap_ms = kSanitized ? 30 : 20;
   const std::vector<int> slots = {4, 1, 6, 3, 5, 2};  // durations in gaps
-  std::vector<int> order;
-  std::mutex mu;
-  std::atomic<int> early{0};
-  goro::run(opts(), [&] {
-    goro::WaitGroup wg;
-    wg.add(static_cast<int>(slots.size()));
-    for (int s : slots)
-      goro::go([&, s] {
-        const auto d = std::chrono::milliseconds(s * gap_ms);
-        const auto t0 = Clock::now();
-        goro::sleep_for(d);
-        const auto elapsed = Clock::now() - t0;
-        if (elapsed < d) early.fetch_add(1);
-        {
-          std::lock_guard<std::mutex> lk(mu);
-          order.push_back(s);
-        }
-        wg.done();
-      });
-    wg.wait();
-  });
-  EXPECT_EQ(early.load(), 0);
-  EXPECT_EQ(order, (std::vector<int>{1, 2, 3, 4, 5, 6}));
+  bool clean = false;
+  for (int attempt = 0; attempt < 3 && !clean; attempt++) {
+    std::vector<std::pair<int, Clock::duration>> wakes;  // (slot, lateness), in wake order
+    std::mutex mu;
+    std::atomic<int> early{0};
+    goro::run(opts(), [&] {
+      goro::WaitGroup wg;
+      wg.add(static_cast<int>(slots.size()));
+      for (int s : slots)
+        goro::go([&, s] {
+          const auto d = std::chrono::milliseconds(s * gap_ms);
+          const auto t0 = Clock::now();
+          goro::sleep_for(d);
+          const auto elapsed = Clock::now() - t0;
+          if (elapsed < d) early.fetch_add(1);
+          {
+            std::lock_guard<std::mutex> lk(mu);
+            wakes.emplace_back(s, elapsed - d);
+          }
+          wg.done();
+        });
+      wg.wait();
+    });
+    ASSERT_EQ(early.load(), 0) << "a sleeper woke before its deadline";
+    ASSERT_EQ(wakes.size(), slots.size());
+    clean = true;
+    for (std::size_t i = 0; i < wakes.size(); i++)
+      for (std::size_t j = i + 1; j < wakes.size(); j++) {
+        if (wakes[i].first < wakes[j].first) continue;
+        clean = false;
+        const auto late = std::max(wakes[i].second, wakes[j].second);
+        EXPECT_GE(late, std::chrono::milliseconds(gap_ms))
+            << "slot " << wakes[i].first << " woke before slot " << wakes[j].first
+            << " though neither was late by a gap";
+      }
+    if (::testing::Test::HasFailure()) return;
+  }
+  EXPECT_TRUE(clean) << "three attempts, each with sleepers out of order (machine too loaded?)";
 }
 
 // sleep_for never returns early, for short and odd durations, repeatedly.

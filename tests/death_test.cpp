@@ -1,0 +1,230 @@
+// death_test.cpp — the ways a goro program dies, checked in a child process:
+// stack overflow, deadlock, a panicking goroutine, SIGQUIT; the ways it must
+// not die (no false deadlock report); and the GORO_DEBUG schedtrace output.
+// Every death is Go's: a message on stderr, a goroutine dump, exit status 2.
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <stdexcept>
+
+#include "test_util.hpp"
+
+namespace goro::test {
+namespace {
+
+using namespace std::chrono_literals;
+using ::testing::ExitedWithCode;
+
+class Death : public RuntimeTest {
+ protected:
+  void SetUp() override { GTEST_FLAG_SET(death_test_style, "threadsafe"); }
+};
+
+// overflow recurses until the goroutine's stack runs into its guard page.
+// 1 KiB per frame, used after the call, so it is neither elided nor turned
+// into a loop.
+volatile bool overflow_stop = false;  // never set: hides the recursion from -Winfinite-recursion
+
+[[gnu::noinline]] int overflow(int depth) {
+  if (overflow_stop) return 0;
+  volatile char buf[1024];
+  buf[depth % sizeof buf] = static_cast<char>(depth);
+  return overflow(depth + 1) + buf[(depth * 7) % sizeof buf];
+}
+
+#if GORO_ASAN
+// AddressSanitizer may see the fault first and report it itself (and then
+// abort rather than exit 2).
+constexpr const char* kOverflowRegex = "(fatal error: stack overflow|stack-overflow)";
+bool overflow_exit(int status) {
+  return (WIFEXITED(status) && WEXITSTATUS(status) != 0) || WIFSIGNALED(status);
+}
+#else
+constexpr const char* kOverflowRegex = "goroutine stack exceeds.*fatal error: stack overflow";
+bool overflow_exit(int status) { return WIFEXITED(status) && WEXITSTATUS(status) == 2; }
+#endif
+
+TEST_F(Death, StackOverflow) {
+  EXPECT_EXIT(
+      {
+        goro::run(procs(2), [] {
+          goro::WaitGroup wg;
+          wg.add(1);
+          goro::go([&] {
+            overflow(0);
+            wg.done();
+          });
+          wg.wait();
+        });
+        std::exit(0);
+      },
+      overflow_exit, kOverflowRegex);
+}
+
+TEST_F(Death, StackOverflowOnMain) {
+  EXPECT_EXIT(
+      {
+        goro::run(procs(1), [] { overflow(0); });
+        std::exit(0);
+      },
+      overflow_exit, kOverflowRegex);
+}
+
+TEST_F(Death, DeadlockIsFatal) {
+  EXPECT_EXIT(
+      {
+        goro::run(procs(2), [] {
+          goro::WaitGroup wg;
+          wg.add(1);
+          wg.wait();
+        });
+        std::exit(0);
+      },
+      ExitedWithCode(2),
+      "fatal error: all goroutines are asleep - deadlock!.*goroutine 1 \\[sync.WaitGroup.Wait\\]");
+}
+
+// Deadlock with other goroutines blocked too, and with GOMAXPROCS=1.
+TEST_F(Death, DeadlockWithManyBlockedGoroutines) {
+  EXPECT_EXIT(
+      {
+        goro::run(procs(1), [] {
+          goro::WaitGroup never;
+          never.add(1);
+          for (int i = 0; i < 5; i++) goro::go([&never] { never.wait(); });
+          never.wait();
+        });
+        std::exit(0);
+      },
+      ExitedWithCode(2),
+      // Either order: goro dumps the newest goroutine first, Go the oldest.
+      "fatal error: all goroutines are asleep - deadlock!"
+      "(.*goroutine 1 \\[sync.WaitGroup.Wait\\].*goroutine [2-6] \\[sync.WaitGroup.Wait\\]:\n"
+      "created by |.*goroutine [2-6] \\[sync.WaitGroup.Wait\\]:\ncreated by .*goroutine 1 "
+      "\\[sync.WaitGroup.Wait\\])");
+}
+
+TEST_F(Death, PanicInGoroutine) {
+  EXPECT_EXIT(
+      {
+        goro::run(procs(2), [] {
+          goro::WaitGroup wg;
+          wg.add(1);
+          goro::go([] { throw std::runtime_error("boom"); });
+          wg.wait();
+        });
+        std::exit(0);
+      },
+      ExitedWithCode(2), "panic: boom.*goroutine [0-9]+ \\[running\\]:.*created by");
+}
+
+// A goro::Panic escaping a goroutine (here: the negative WaitGroup counter)
+// dies the same way, with Go's message.
+TEST_F(Death, RuntimePanicInGoroutine) {
+  EXPECT_EXIT(
+      {
+        goro::run(procs(1), [] {
+          goro::WaitGroup wg, bad;
+          wg.add(1);
+          goro::go([&bad] { bad.done(); });
+          wg.wait();
+        });
+        std::exit(0);
+      },
+      ExitedWithCode(2), "panic: sync: negative WaitGroup counter");
+}
+
+TEST_F(Death, Sigquit) {
+  EXPECT_EXIT(
+      {
+        goro::run(procs(2), [] {
+          goro::WaitGroup wg;
+          wg.add(1);
+          goro::go([] { raise(SIGQUIT); });
+          wg.wait();
+        });
+        std::exit(0);
+      },
+      ExitedWithCode(2), "SIGQUIT: quit.*goroutine [0-9]+ \\[running\\]:.*goroutine 1 ");
+}
+
+// No false deadlock: main asleep on a timer while every other goroutine is
+// blocked forever is not a deadlock; neither is main inside blocking().
+TEST_F(Death, NoFalseDeadlockWhileMainSleeps) {
+  EXPECT_EXIT(
+      {
+        for (int n : {1, 2}) {
+          goro::run(procs(n), [] {
+            goro::WaitGroup never;
+            never.add(1);
+            for (int i = 0; i < 4; i++) goro::go([&never] { never.wait(); });
+            goro::sleep_for(20ms);
+          });
+        }
+        std::exit(0);
+      },
+      ExitedWithCode(0), "");
+}
+
+TEST_F(Death, NoFalseDeadlockWhileMainBlocks) {
+  EXPECT_EXIT(
+      {
+        for (int n : {1, 2}) {
+          goro::run(procs(n), [] {
+            goro::WaitGroup never;
+            never.add(1);
+            for (int i = 0; i < 4; i++) goro::go([&never] { never.wait(); });
+            goro::blocking([] { usleep(50000); });
+          });
+        }
+        std::exit(0);
+      },
+      ExitedWithCode(0), "");
+}
+
+// A goroutine asleep on a timer keeps the program alive even when main
+// waits on a WaitGroup only that goroutine will release.
+TEST_F(Death, NoFalseDeadlockWhileOnlyATimerIsPending) {
+  EXPECT_EXIT(
+      {
+        goro::run(procs(2), [] {
+          goro::WaitGroup wg;
+          wg.add(1);
+          goro::go([&wg] {
+            goro::sleep_for(30ms);
+            wg.done();
+          });
+          wg.wait();
+        });
+        std::exit(0);
+      },
+      ExitedWithCode(0), "");
+}
+
+TEST_F(Death, Schedtrace) {
+  EXPECT_EXIT(
+      {
+        setenv("GORO_DEBUG", "schedtrace=10", 1);
+        goro::run(procs(2), [] { goro::sleep_for(50ms); });
+        std::exit(0);
+      },
+      ExitedWithCode(0),
+      "SCHED [0-9]+ms: gomaxprocs=2 idleprocs=[0-9]+ threads=[0-9]+ spinningthreads=[0-9]+ "
+      "idlethreads=[0-9]+ runqueue=[0-9]+ \\[[0-9]+ [0-9]+\\]");
+}
+
+TEST_F(Death, SchedtraceDetail) {
+  EXPECT_EXIT(
+      {
+        setenv("GORO_DEBUG", "schedtrace=10,scheddetail=1", 1);
+        goro::run(procs(2), [] { goro::sleep_for(50ms); });
+        std::exit(0);
+      },
+      ExitedWithCode(0),
+      "SCHED [0-9]+ms: gomaxprocs=2 idleprocs=[0-9]+ threads=[0-9]+.*\n  P0: status=[0-9]+ "
+      ".*\n  P1: status=.*\n  M[0-9]+: p=-?[0-9]+ curg=.*\n  G1: status=[0-9]+");
+}
+
+}  // namespace
+}  // namespace goro::test

@@ -55,7 +55,9 @@ P* pidleget() {
 // ---------------------------------------------------------------------------
 // P ownership
 
-void acquirep(M* m, P* p) {
+// wirep attaches p to m (Go's wirep): the part of acquirep that the
+// exitsyscall fast path needs.
+void wirep(M* m, P* p) {
   if (m->p != nullptr || p->m.load(std::memory_order_relaxed) != nullptr ||
       p->status.load(std::memory_order_relaxed) != Pstatus::idle) {
     fatal("acquirep: invalid P state");
@@ -63,6 +65,11 @@ void acquirep(M* m, P* p) {
   m->p = p;
   p->m.store(m, std::memory_order_release);  // sysmon and preemptall read it
   p->status.store(Pstatus::running, std::memory_order_release);
+}
+
+void acquirep(M* m, P* p) {
+  wirep(m, p);
+  // A P leaving the idle list may end sysmon's all-idle sleep.
   notify_sysmon();
 }
 

@@ -101,6 +101,7 @@ void wakep();
 P* pidleget();            // sched.lock held
 void pidleput(P* p);      // sched.lock held
 void acquirep(M* m, P* p);
+void wirep(M* m, P* p);            // acquirep without waking sysmon
 P* releasep(M* m);
 void startm(P* p, bool spinning);
 void handoffp(P* p);

@@ -58,8 +58,12 @@ void exitsyscall() {
   // Fast path: our P is still waiting for us.
   Pstatus st = Pstatus::syscall;
   if (oldp != nullptr && oldp->status.compare_exchange_strong(st, Pstatus::idle)) {
-    acquirep(m, oldp);
-    oldp->syscalltick.fetch_add(1, std::memory_order_relaxed);
+    // No sysmon wake-up: a P in a system call was never idle, so sysmon
+    // cannot be in its all-idle sleep on our account.
+    wirep(m, oldp);
+    // We own the P now: a plain increment (sysmon only reads it).
+    oldp->syscalltick.store(oldp->syscalltick.load(std::memory_order_relaxed) + 1,
+                            std::memory_order_relaxed);
     casgstatus(g, Gstatus::syscall, Gstatus::running);
     if (r->sched.exiting.load(std::memory_order_relaxed)) goto abandon;
     return;

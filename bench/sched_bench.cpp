@@ -12,7 +12,7 @@
 //    where the Go peer gets a warm-up, the goro twin does the same work once,
 //    untimed, in the same run() before measuring (parked and idle have none,
 //    as in Go).
-//  * Rows read as real_time per op (spawn, yield, blocking) fix the
+//  * Rows read as real_time per op (spawn, yield, mutex, blocking) fix the
 //    iteration count to the Go peer's op count; spawn and yield use manual
 //    time so that the per-op figure is total wall time / ops, as in Go.
 //    Rows read from a counter (us, ms, bytes_per_g, cpu_s) run one iteration
@@ -150,6 +150,46 @@ BENCHMARK(BM_sleep_wakeup)
     ->Iterations(1)
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond);
+
+// mutex — mirrors benchMutex: 4 goroutines each do n × (lock; counter++;
+// unlock) on one goro::Mutex; ns per lock/unlock pair over all goroutines
+// (total time / 4n). One iteration is one pair; main only waits, so the
+// benchmark loop is empty and counts the pairs.
+constexpr int kMutexG = 4;
+constexpr std::int64_t kMutexN = 2'000'000;  // per goroutine, as in Go
+constexpr std::int64_t kMutexOps = kMutexG * kMutexN;
+
+void BM_mutex(benchmark::State& state) {
+  auto once = [](std::int64_t n) {
+    goro::Mutex mu;
+    std::int64_t counter = 0;
+    goro::WaitGroup wg;
+    wg.add(kMutexG);
+    const auto t0 = Clock::now();
+    for (int j = 0; j < kMutexG; j++) {
+      goro::go([&, n] {
+        for (std::int64_t i = 0; i < n; i++) {
+          mu.lock();
+          counter++;
+          mu.unlock();
+        }
+        wg.done();
+      });
+    }
+    wg.wait();
+    const double el = seconds_since(t0);
+    if (counter != kMutexG * n) throw std::runtime_error("mutex: lost updates");
+    return el;
+  };
+  in_goro(state, {}, [&] {
+    once(kMutexN);  // warm-up
+    const double el = once(state.max_iterations / kMutexG);
+    for (auto _ : state) {
+    }
+    state.SetIterationTime(el);
+  });
+}
+BENCHMARK(BM_mutex)->Name("mutex")->Iterations(kMutexOps)->UseManualTime();
 
 // timers — mirrors benchTimers: 10k goroutines × 10 × sleep 1 ms; counter
 // "ms" is the total time (the floor is 10 ms).

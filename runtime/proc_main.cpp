@@ -45,6 +45,7 @@ void teardown(Runtime* r) {
   for (M* m : ms)
     if (!m->is_m0 && m->thread.joinable()) m->thread.join();
   signals_uninstall();
+  semtable_reset();
 
   // Goroutines that never started still own their callable: destroy it.
   // Goroutines that did start and are still parked are abandoned with their

@@ -139,6 +139,7 @@ void sleep_until_ns(std::int64_t when);  // time.cpp
 // The runtime semaphore (sema.cpp): Go's semacquire/semrelease.
 void semacquire(std::atomic<std::uint32_t>* addr, bool lifo, WaitReason reason);
 void semrelease(std::atomic<std::uint32_t>* addr, bool handoff);
+void semtable_reset();  // forget abandoned waiters (run()'s teardown)
 
 // Miscellaneous.
 std::uint32_t fastrand();

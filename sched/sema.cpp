@@ -79,6 +79,19 @@ bool unlock_root(G*, void* root) {
 
 }  // namespace
 
+// semtable_reset forgets every waiter: run() calls it when the runtime ends.
+// Goroutines still parked then are abandoned, but their sudogs would stay
+// queued in this process-wide table, keyed by addresses (a WaitGroup on an
+// abandoned stack) that the next run() will reuse — and a release there
+// would wake a goroutine of a runtime that no longer exists.
+void semtable_reset() {
+  for (SemaRoot& root : semtable) {
+    std::lock_guard<Lock> lk(root.lock);
+    root.q.first = root.q.last = nullptr;
+    root.nwait.store(0, std::memory_order_relaxed);
+  }
+}
+
 void semacquire(std::atomic<std::uint32_t>* addr, bool lifo, WaitReason reason) {
   if (cansemacquire(addr)) return;
   G* g = require_g("goro semaphore acquire");

@@ -1,6 +1,7 @@
 // lifecycle_test.cpp — run(): twice in a row, exceptions out of main, misuse
 // (run inside a goroutine, concurrent runs, API calls outside a runtime) and
 // the parsing of the environment at start-up.
+#include <memory>
 #include <atomic>
 #include <future>
 #include <string>
@@ -73,9 +74,10 @@ TEST_P(Lifecycle, MainReturnsWithGoroutinesAlive) {
   auto token = std::make_shared<int>(42);
   std::weak_ptr<int> weak = token;
   goro::run(opts(), [&, t = std::move(token)]() mutable {
-    goro::WaitGroup never;
-    never.add(1);
-    for (int i = 0; i < 10; i++) goro::go([&never] { never.wait(); });
+    // On the heap: the waiters outlive main's frame (in Go it would escape).
+    auto never = std::make_shared<goro::WaitGroup>();
+    never->add(1);
+    for (int i = 0; i < 10; i++) goro::go([never] { never->wait(); });
     for (int i = 0; i < 10; i++) goro::go([c = t] { (void)c; });  // maybe never started
     t.reset();
   });
@@ -98,9 +100,11 @@ TEST_P(Lifecycle, ExceptionFromMainIsRethrown) {
   };
   try {
     goro::run(opts(), [] {
-      goro::WaitGroup never;
-      never.add(1);
-      goro::go([&never] { never.wait(); });
+      // On the heap: the goroutine outlives main's frame, which the
+      // exception unwinds while it waits (in Go, `never` would escape).
+      auto never = std::make_shared<goro::WaitGroup>();
+      never->add(1);
+      goro::go([never] { never->wait(); });
       goro::yield();
       throw Custom{7};
     });

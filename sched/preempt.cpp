@@ -13,8 +13,9 @@
 //   1. sysmon asks it to yield (g.preempt) after one 10 ms time slice;
 //   2. if, a slice later, it still has not, sysmon sends its thread SIGURG;
 //   3. the handler, on that thread, checks the goroutine is still running
-//      user code — not goro's own code (the interrupted PC is outside
-//      libgoro's text), not pinned (m.locks == 0), with the request still
+//      user code — not goro's own code nor a library goro calls into (the
+//      interrupted PC is outside libgoro, libc, libstdc++, Boost.Context and
+//      the sanitizer runtimes), not pinned (m.locks == 0), with the request still
 //      pending — and then does what entersyscall does: it detaches the P and
 //      marks it _Psyscall. It uses only atomics (and, if a stop-the-world is
 //      waiting, the runtime's futex lock, which this thread cannot be
@@ -47,7 +48,13 @@
 #include <signal.h>
 #include <ucontext.h>
 
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstring>
+#include <vector>
 
 #include "sched/proc.hpp"
 #include "sched/sanitizers.hpp"
@@ -56,42 +63,72 @@ namespace goro::detail {
 
 namespace {
 
-// The executable segments of the shared object goro lives in.
+// The text the handler must never interrupt with a P handoff: goro's own
+// shared object, and the libraries goro's code calls into while it holds
+// runtime state — the C and C++ runtimes, Boost.Context (the switch itself
+// runs in jump_fcontext), the sanitizer runtimes, the vDSO. A PC anywhere
+// else is the user's code. (An allow-list of user code would need to know
+// the user's libraries; a deny-list of runtime code needs only these.)
 struct TextRange {
   std::uintptr_t lo = 0, hi = 0;
 };
-TextRange goro_text[4];
-int ngoro_text = 0;
+constexpr int kMaxRanges = 64;
+TextRange runtime_text[kMaxRanges];
+int nruntime_text = 0;
 bool signal_preempt_ok = false;
 
-int find_goro_text(dl_phdr_info* info, std::size_t, void* self) {
-  const auto addr = reinterpret_cast<std::uintptr_t>(self);
-  bool mine = false;
+bool is_runtime_library(const char* path) {
+  const char* base = std::strrchr(path, '/');
+  base = base != nullptr ? base + 1 : path;
+  static const char* const prefixes[] = {
+      "libc.so",     "libc-",       "libstdc++",  "libgcc_s",  "libboost_context",
+      "libm.so",     "ld-linux",    "libasan",    "libubsan",  "libtsan",
+      "liblsan",     "libpthread",  "libfmt",     "linux-vdso", "libdl",
+      "librt",
+  };
+  for (const char* pre : prefixes)
+    if (std::strncmp(base, pre, std::strlen(pre)) == 0) return true;
+  return false;
+}
+
+void add_exec_segments(dl_phdr_info* info) {
+  for (int i = 0; i < info->dlpi_phnum && nruntime_text < kMaxRanges; i++) {
+    const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+    if (ph.p_type == PT_LOAD && (ph.p_flags & PF_X) != 0) {
+      runtime_text[nruntime_text].lo = info->dlpi_addr + ph.p_vaddr;
+      runtime_text[nruntime_text].hi = runtime_text[nruntime_text].lo + ph.p_memsz;
+      nruntime_text++;
+    }
+  }
+}
+
+bool contains(dl_phdr_info* info, std::uintptr_t addr) {
   for (int i = 0; i < info->dlpi_phnum; i++) {
     const ElfW(Phdr)& ph = info->dlpi_phdr[i];
     if (ph.p_type != PT_LOAD) continue;
     const std::uintptr_t lo = info->dlpi_addr + ph.p_vaddr;
-    if (addr >= lo && addr < lo + ph.p_memsz) mine = true;
+    if (addr >= lo && addr < lo + ph.p_memsz) return true;
   }
-  if (!mine) return 0;
-  // The main program (empty name) means a static link: cannot tell goro's
-  // code from the user's.
-  if (info->dlpi_name == nullptr || info->dlpi_name[0] == '\0') return 1;
-  for (int i = 0; i < info->dlpi_phnum && ngoro_text < 4; i++) {
-    const ElfW(Phdr)& ph = info->dlpi_phdr[i];
-    if (ph.p_type == PT_LOAD && (ph.p_flags & PF_X) != 0) {
-      goro_text[ngoro_text].lo = info->dlpi_addr + ph.p_vaddr;
-      goro_text[ngoro_text].hi = goro_text[ngoro_text].lo + ph.p_memsz;
-      ngoro_text++;
-    }
-  }
-  signal_preempt_ok = ngoro_text > 0;
-  return 1;
+  return false;
 }
 
-bool in_goro_text(std::uintptr_t pc) {
-  for (int i = 0; i < ngoro_text; i++)
-    if (pc >= goro_text[i].lo && pc < goro_text[i].hi) return true;
+int find_runtime_text(dl_phdr_info* info, std::size_t, void* self) {
+  const char* name = info->dlpi_name != nullptr ? info->dlpi_name : "";
+  if (contains(info, reinterpret_cast<std::uintptr_t>(self))) {
+    // goro inside the main program (a static link): its code cannot be told
+    // from the user's. Give up on signal preemption.
+    if (name[0] == '\0') return 1;
+    add_exec_segments(info);
+    signal_preempt_ok = true;
+  } else if (name[0] != '\0' && is_runtime_library(name)) {
+    add_exec_segments(info);
+  }
+  return 0;
+}
+
+bool in_runtime_text(std::uintptr_t pc) {
+  for (int i = 0; i < nruntime_text; i++)
+    if (pc >= runtime_text[i].lo && pc < runtime_text[i].hi) return true;
   return false;
 }
 
@@ -103,7 +140,7 @@ void on_preempt(int, siginfo_t*, void* uctx) {
   P* p = m->p;
   const auto pc =
       static_cast<std::uintptr_t>(static_cast<ucontext_t*>(uctx)->uc_mcontext.gregs[REG_RIP]);
-  if (g == nullptr || p == nullptr || m->locks != 0 || in_goro_text(pc) ||
+  if (g == nullptr || p == nullptr || m->locks != 0 || in_runtime_text(pc) ||
       !g->preempt.load(std::memory_order_relaxed) ||
       g->status.load(std::memory_order_relaxed) != Gstatus::running) {
     errno = saved_errno;
@@ -129,8 +166,50 @@ void on_preempt(int, siginfo_t*, void* uctx) {
 
 }  // namespace
 
+namespace {
+
+constexpr int kSuspendSignal = SIGPWR;  // as Boehm GC's SIG_SUSPEND on Linux
+
+long futex_op(std::atomic<std::uint32_t>* a, int op, std::uint32_t val, const timespec* ts) {
+  return syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(a), op | FUTEX_PRIVATE_FLAG, val, ts,
+                 nullptr, 0);
+}
+
+void on_suspend(int, siginfo_t*, void* uctx) {
+  const int saved_errno = errno;
+  M* m = getm();
+  if (m == nullptr || m->suspend.load(std::memory_order_acquire) != 1) {
+    errno = saved_errno;
+    return;
+  }
+  const auto& gregs = static_cast<ucontext_t*>(uctx)->uc_mcontext.gregs;
+  if (in_runtime_text(static_cast<std::uintptr_t>(gregs[REG_RIP]))) {
+    m->suspend.store(3, std::memory_order_release);
+    futex_op(&m->suspend, FUTEX_WAKE, 1, nullptr);
+    errno = saved_errno;
+    return;
+  }
+  for (int i = 0; i < NGREG && i < 32; i++) m->suspend_regs[i] = static_cast<std::uintptr_t>(gregs[i]);
+  m->suspend_sp = static_cast<std::uintptr_t>(gregs[REG_RSP]);
+  m->suspend.store(2, std::memory_order_release);
+  futex_op(&m->suspend, FUTEX_WAKE, 1, nullptr);
+  while (m->suspend.load(std::memory_order_acquire) == 2) futex_op(&m->suspend, FUTEX_WAIT, 2, nullptr);
+  m->suspend.store(0, std::memory_order_release);
+  errno = saved_errno;
+}
+
+// is_hog reports whether m runs a goroutine that lost its P to the
+// preemption signal and has not reacquired one.
+bool is_hog(M* m) {
+  G* g = m->curg.load(std::memory_order_acquire);
+  return g != nullptr && m->p == nullptr && !m->in_blocking &&
+         g->status.load(std::memory_order_acquire) == Gstatus::syscall;
+}
+
+}  // namespace
+
 void preempt_install() {
-  ngoro_text = 0;
+  nruntime_text = 0;
   signal_preempt_ok = false;
 #if GORO_TSAN
   // TSan defers asynchronous signals and delivers them from inside its own
@@ -139,16 +218,66 @@ void preempt_install() {
   // preemption only, in that build.
   return;
 #endif
-  dl_iterate_phdr(find_goro_text, reinterpret_cast<void*>(&on_preempt));
+  dl_iterate_phdr(find_runtime_text, reinterpret_cast<void*>(&on_preempt));
+  if (nruntime_text == kMaxRanges) signal_preempt_ok = false;  // table overflow: be safe
   struct sigaction sa;
   std::memset(&sa, 0, sizeof sa);
   sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
   sigemptyset(&sa.sa_mask);
   sa.sa_sigaction = on_preempt;
   sigaction(SIGURG, &sa, nullptr);
+  sa.sa_sigaction = on_suspend;
+  sigaction(kSuspendSignal, &sa, nullptr);
 }
 
 bool preempt_signal_available() { return signal_preempt_ok; }
+
+// ---------------------------------------------------------------------------
+// Suspending P-less hogs for the collector.
+//
+// m.suspend: 0 idle; 1 requested (stopper); 2 suspended (handler, which now
+// waits); 3 busy, in goro code (handler, returns); 4 resume (stopper).
+
+
+int suspend_hogs(M** out, int max) {
+  if (!signal_preempt_ok) return 0;  // no signal preemption, no P-less hogs
+  Runtime* r = rt();
+  std::vector<M*> ms;
+  {
+    std::lock_guard<Lock> lk(r->sched.lock);
+    for (M* m = r->sched.allm; m != nullptr; m = m->alllink)
+      if (is_hog(m)) ms.push_back(m);
+  }
+  int n = 0;
+  for (M* m : ms) {
+    for (;;) {
+      if (!is_hog(m)) break;  // it reached a safepoint and parked
+      m->suspend.store(1, std::memory_order_release);
+      if (pthread_kill(m->tid, kSuspendSignal) != 0) {
+        m->suspend.store(0, std::memory_order_relaxed);
+        break;
+      }
+      const timespec ts{0, 1000 * 1000};
+      while (m->suspend.load(std::memory_order_acquire) == 1) futex_op(&m->suspend, FUTEX_WAIT, 1, &ts);
+      if (m->suspend.load(std::memory_order_acquire) == 2) {
+        if (n < max) out[n] = m;
+        n++;
+        break;
+      }
+      // Busy in goro code: it is heading for a safepoint; let it get there.
+      m->suspend.store(0, std::memory_order_relaxed);
+      usleep(50);
+    }
+  }
+  return n;
+}
+
+void resume_hogs(M** ms, int n) {
+  for (int i = 0; i < n; i++) {
+    ms[i]->suspend.store(4, std::memory_order_release);
+    futex_op(&ms[i]->suspend, FUTEX_WAKE, 1, nullptr);
+  }
+}
 
 bool preempt_by_signal(M* m) {
   if (!signal_preempt_ok) return false;

@@ -108,6 +108,12 @@ void handoffp(P* p);
 void preempt_install();            // preempt.cpp: the SIGURG handler
 bool preempt_by_signal(M* m);      // sysmon: ask the hog's thread to give up its P
 bool preempt_signal_available();   // false under TSan or a static link: cooperative only
+// suspend_hogs (world stopped) stops every thread still running a goroutine
+// that lost its P to the preemption signal, saving its registers in the M
+// (suspend_regs, suspend_sp) for the collector; returns how many, writing up
+// to max of their Ms to out. resume_hogs lets them run on.
+int suspend_hogs(M** out, int max);
+void resume_hogs(M** ms, int n);
 void reacquirep(G* g);             // a safepoint after the signal took our P
 G* exitsyscall0(Runtime* r, M* m, G* g);   // syscall.cpp
 void stoplockedm(Runtime* r, M* m);

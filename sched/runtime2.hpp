@@ -205,6 +205,12 @@ struct alignas(64) M {
   std::thread thread;
   pthread_t tid{};          // for the preemption signal (sysmon)
   bool in_blocking = false; // inside blocking(): no P by design, not a hog
+  // Stopping a P-less hog for the GC (preempt.cpp suspend_hogs): the state
+  // word the stopper and the thread's signal handler hand back and forth,
+  // and what the handler saved for the collector to scan.
+  std::atomic<std::uint32_t> suspend{0};
+  std::uintptr_t suspend_sp = 0;
+  std::uintptr_t suspend_regs[32] = {};
   bool is_m0 = false;
   TraceBuf* trace = nullptr;  // GORO_TRACE events of this M (written only by it)
 

@@ -77,6 +77,7 @@ void signals_uninstall() {
   sigaction(SIGBUS, &old_bus, nullptr);
   sigaction(SIGQUIT, &old_quit, nullptr);
   signal(SIGURG, SIG_DFL);
+  signal(SIGPWR, SIG_DFL);
   installed = false;
 }
 

@@ -32,8 +32,11 @@ namespace goro::detail {
 
 namespace {
 
-// preemptall asks the goroutine running on every other P to yield.
-void preemptall(Runtime* r) {
+// preemptall asks the goroutine running on every other P to yield. With
+// `signal`, one that was asked before and still holds its P is a loop with
+// no safepoint: its thread is signalled to give the P up (preempt.cpp) —
+// sysmon, which would do it otherwise, sleeps while the world stops.
+void preemptall(Runtime* r, bool signal) {
   M* self = getm();
   const int n = r->gomaxprocs.load(std::memory_order_relaxed);
   for (int i = 0; i < n; i++) {
@@ -41,7 +44,10 @@ void preemptall(Runtime* r) {
     if (p->status.load(std::memory_order_relaxed) != Pstatus::running) continue;
     M* m = p->m.load(std::memory_order_acquire);
     if (m == nullptr || m == self) continue;
-    if (G* g = m->curg.load(std::memory_order_acquire)) g->preempt.store(true, std::memory_order_relaxed);
+    if (G* g = m->curg.load(std::memory_order_acquire)) {
+      if (signal && g->preempt.load(std::memory_order_relaxed)) preempt_by_signal(m);
+      g->preempt.store(true, std::memory_order_relaxed);
+    }
   }
 }
 
@@ -65,7 +71,7 @@ void stop_the_world(const char* reason) {
     std::lock_guard<Lock> lk(s.lock);
     s.stopwait = r->gomaxprocs.load(std::memory_order_relaxed);
     s.gcwaiting.store(true, std::memory_order_release);
-    preemptall(r);
+    preemptall(r, false);
     m->p->status.store(Pstatus::gcstop, std::memory_order_relaxed);
     s.stopwait--;
     const int n = r->gomaxprocs.load(std::memory_order_relaxed);
@@ -86,7 +92,7 @@ void stop_the_world(const char* reason) {
   if (wait) {
     while (!s.stopnote.tsleep(100 * 1000)) {
       std::lock_guard<Lock> lk(s.lock);
-      preemptall(r);
+      preemptall(r, true);
     }
   }
   s.stopnote.clear();

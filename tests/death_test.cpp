@@ -5,7 +5,9 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
+#include <string>
 #include <stdexcept>
 
 #include "test_util.hpp"
@@ -44,6 +46,28 @@ bool overflow_exit(int status) {
 constexpr const char* kOverflowRegex = "goroutine stack exceeds.*fatal error: stack overflow";
 bool overflow_exit(int status) { return WIFEXITED(status) && WEXITSTATUS(status) == 2; }
 #endif
+
+// wait_parked returns once `count` goroutines are parked with `reason`
+// (read from the runtime's allgs list), or exits 3 after 10 s: the dumps
+// below must not race with goroutines that are still on their way to park.
+void wait_parked(goro::detail::WaitReason reason, int count) {
+  goro::detail::Runtime* r = goro::detail::rt();
+  Deadline deadline(10s);
+  for (;;) {
+    int n = 0;
+    {
+      std::lock_guard<goro::detail::Lock> lk(r->allglock);
+      for (goro::detail::G* g = r->allgs; g != nullptr; g = g->alllink)
+        n += g->status.load() == goro::detail::Gstatus::waiting && g->waitreason == reason;
+    }
+    if (n >= count) return;
+    if (deadline.passed()) {
+      std::fprintf(stderr, "wait_parked: only %d goroutines parked\n", n);
+      std::_Exit(3);
+    }
+    goro::yield();
+  }
+}
 
 TEST_F(Death, StackOverflow) {
   EXPECT_EXIT(
@@ -105,6 +129,57 @@ TEST_F(Death, DeadlockWithManyBlockedGoroutines) {
       "\\[sync.WaitGroup.Wait\\])");
 }
 
+constexpr const char* kDeadlock = "fatal error: all goroutines are asleep - deadlock!";
+
+TEST_F(Death, DeadlockOnChannelReceive) {
+  EXPECT_EXIT(
+      {
+        goro::run(procs(2), [] {
+          auto ch = goro::make_chan<int>();
+          ch.recv();
+        });
+        std::exit(0);
+      },
+      ExitedWithCode(2), std::string(kDeadlock) + ".*goroutine 1 \\[chan receive\\]:");
+}
+
+TEST_F(Death, DeadlockInEmptySelect) {
+  EXPECT_EXIT(
+      {
+        goro::run(procs(1), [] { goro::select(); });
+        std::exit(0);
+      },
+      ExitedWithCode(2), std::string(kDeadlock) + ".*goroutine 1 \\[select \\(no cases\\)\\]:");
+}
+
+// Two goroutines each receive from the channel the other would send on
+// afterwards; main waits for both on a WaitGroup.
+TEST_F(Death, DeadlockBetweenTwoGoroutines) {
+  EXPECT_EXIT(
+      {
+        goro::run(procs(2), [] {
+          auto a = goro::make_chan<int>();
+          auto b = goro::make_chan<int>();
+          goro::WaitGroup wg;
+          wg.add(2);
+          goro::go([&] {
+            a.recv();
+            b.send(1);
+            wg.done();
+          });
+          goro::go([&] {
+            b.recv();
+            a.send(1);
+            wg.done();
+          });
+          wg.wait();
+        });
+        std::exit(0);
+      },
+      ExitedWithCode(2),
+      std::string(kDeadlock) + "(.*goroutine [0-9]+ \\[chan receive\\]:){2}");
+}
+
 TEST_F(Death, PanicInGoroutine) {
   EXPECT_EXIT(
       {
@@ -147,6 +222,51 @@ TEST_F(Death, Sigquit) {
         std::exit(0);
       },
       ExitedWithCode(2), "SIGQUIT: quit.*goroutine [0-9]+ \\[running\\]:.*goroutine 1 ");
+}
+
+// The goroutine dump of SIGQUIT names every parked goroutine's wait reason
+// and where it was created. raise() comes once both are parked.
+void quit_with_parked_goroutines() {
+  goro::run(procs(2), [] {
+    auto never = goro::make_chan<int>();
+    goro::go([never] { never.recv(); });
+    goro::go([] { goro::sleep_for(1h); });
+    wait_parked(goro::detail::WaitReason::chan_receive, 1);
+    wait_parked(goro::detail::WaitReason::sleep, 1);
+    raise(SIGQUIT);
+  });
+  std::exit(0);
+}
+
+TEST_F(Death, SigquitDumpShowsParkedGoroutines) {
+  EXPECT_EXIT(quit_with_parked_goroutines(), ExitedWithCode(2),
+              "SIGQUIT: quit.*goroutine 1 \\[running\\]:\nmain goroutine");
+  EXPECT_EXIT(quit_with_parked_goroutines(), ExitedWithCode(2),
+              "SIGQUIT: quit.*goroutine [0-9]+ \\[chan receive\\]:\ncreated by [^\n]* in "
+              "goroutine 1\n\t[^\n]*death_test.cpp:[0-9]+\n");
+  EXPECT_EXIT(quit_with_parked_goroutines(), ExitedWithCode(2),
+              "SIGQUIT: quit.*goroutine [0-9]+ \\[sleep\\]:\ncreated by [^\n]* in "
+              "goroutine 1\n\t[^\n]*death_test.cpp:[0-9]+\n");
+}
+
+// A panic's dump shows the other goroutines' states too.
+TEST_F(Death, PanicDumpShowsParkedGoroutines) {
+  EXPECT_EXIT(
+      {
+        goro::run(procs(2), [] {
+          auto never = goro::make_chan<int>();
+          goro::go([never] { never.recv(); });
+          wait_parked(goro::detail::WaitReason::chan_receive, 1);
+          goro::WaitGroup wg;
+          wg.add(1);
+          goro::go([] { throw std::runtime_error("boom"); });
+          wg.wait();
+        });
+        std::exit(0);
+      },
+      ExitedWithCode(2),
+      "panic: boom\n\ngoroutine [0-9]+ \\[running\\]:\ncreated by .*goroutine [0-9]+ "
+      "\\[chan receive\\]:\ncreated by ");
 }
 
 // No false deadlock: main asleep on a timer while every other goroutine is
@@ -197,6 +317,70 @@ TEST_F(Death, NoFalseDeadlockWhileOnlyATimerIsPending) {
           });
           wg.wait();
         });
+        std::exit(0);
+      },
+      ExitedWithCode(0), "");
+}
+
+// Main asleep on a timer while the others are blocked forever on channels
+// and in an empty select.
+TEST_F(Death, NoFalseDeadlockWhileMainSleepsAndOthersWaitOnChannels) {
+  EXPECT_EXIT(
+      {
+        for (int n : {1, 2}) {
+          goro::run(procs(n), [] {
+            auto never = goro::make_chan<int>();
+            for (int i = 0; i < 3; i++) goro::go([never] { never.recv(); });
+            goro::go([] { goro::select(); });
+            wait_parked(goro::detail::WaitReason::chan_receive, 3);
+            goro::sleep_for(20ms);
+          });
+        }
+        std::exit(0);
+      },
+      ExitedWithCode(0), "");
+}
+
+// A goroutine inside blocking() is not asleep: main waits on the channel it
+// sends on once the call returns.
+TEST_F(Death, NoFalseDeadlockWhileAGoroutineBlocks) {
+  EXPECT_EXIT(
+      {
+        for (int n : {1, 2}) {
+          goro::run(procs(n), [] {
+            auto done = goro::make_chan<int>();
+            goro::go([done] {
+              goro::blocking([] { usleep(50000); });
+              done.send(1);
+            });
+            if (done.recv() != 1) std::_Exit(4);
+          });
+        }
+        std::exit(0);
+      },
+      ExitedWithCode(0), "");
+}
+
+// Main locked to its thread (its M sleeps in sched.mlocked, not among the
+// idle Ms) waiting on a timer, with another locked goroutine blocked
+// forever: not a deadlock.
+TEST_F(Death, NoFalseDeadlockWhileLockedMainSleeps) {
+  EXPECT_EXIT(
+      {
+        for (int n : {1, 2}) {
+          goro::run(procs(n), [] {
+            goro::lock_os_thread();
+            auto never = goro::make_chan<int>();
+            goro::go([never] {
+              goro::lock_os_thread();
+              never.recv();
+            });
+            wait_parked(goro::detail::WaitReason::chan_receive, 1);
+            goro::sleep_for(20ms);
+            goro::sleep_for(1ms);
+            goro::unlock_os_thread();
+          });
+        }
         std::exit(0);
       },
       ExitedWithCode(0), "");

@@ -2,7 +2,9 @@
 // and lock_os_thread.
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <mutex>
 #include <set>
 #include <stdexcept>
@@ -88,6 +90,83 @@ TEST_P(Syscall, BlockingHandsOffItsP) {
   EXPECT_GT(after - before, 100) << "the other goroutine barely ran while the P's thread was blocked";
 }
 
+// ---------------------------------------------------------------------------
+// Handoff (sysmon's retake of Ps in system calls)
+
+int running_ms() {
+  goro::detail::Sched& s = goro::detail::rt()->sched;
+  std::lock_guard<goro::detail::Lock> lk(s.lock);
+  return s.mcount - s.nmidle - s.nmidlelocked;
+}
+
+// Eight goroutines inside blocking() at the same time: each waits, inside
+// its call, until all eight are in (an OS condition variable, bounded), which
+// needs eight threads and, with fewer Ps than eight, a handoff for every
+// goroutine beyond the Ps (a P in a system call is freed only by sysmon's
+// retake: nhandoff >= 8 - GOMAXPROCS). Afterwards the extra threads go idle
+// (sched.nmidle) instead of staying busy: only main's M is left running.
+TEST_P(Syscall, BlockedCallsGrowThreadsThatThenIdle) {
+  Watchdog watchdog(std::chrono::seconds(kSanitized ? 60 : 30));
+  constexpr int kBlocked = 8;
+  std::mutex mu;
+  std::condition_variable cv;
+  int inside = 0;
+  bool all_in_time = true;
+  int mcount = 0, running = -1, nmidle = 0;
+  std::uint64_t handoffs = 0;
+  goro::run(opts(), [&] {
+    goro::detail::Sched& s = goro::detail::rt()->sched;
+    const std::uint64_t handoffs0 = s.nhandoff.load();
+    goro::WaitGroup wg;
+    wg.add(kBlocked);
+    for (int i = 0; i < kBlocked; i++)
+      goro::go([&] {
+        goro::blocking([&] {
+          std::unique_lock<std::mutex> lk(mu);
+          if (++inside == kBlocked) cv.notify_all();
+          if (!cv.wait_for(lk, 10s, [&] { return inside == kBlocked; })) all_in_time = false;
+        });
+        wg.done();
+      });
+    wg.wait();
+    handoffs = s.nhandoff.load() - handoffs0;
+    {
+      std::lock_guard<goro::detail::Lock> lk(s.lock);
+      mcount = s.mcount;
+    }
+    // The Ms that ran the blocked goroutines find nothing to do and park.
+    Deadline deadline(10s);
+    while ((running = running_ms()) > 1 && !deadline.passed()) spin(1000);
+    std::lock_guard<goro::detail::Lock> lk(s.lock);
+    nmidle = s.nmidle;
+  });
+  EXPECT_TRUE(all_in_time) << "the eight blocking calls were never in flight together";
+  EXPECT_GE(mcount, kBlocked);
+  EXPECT_GE(handoffs, static_cast<std::uint64_t>(std::max(0, kBlocked - nprocs())));
+  EXPECT_EQ(running, 1) << "Ms other than main's still running after the calls returned";
+  EXPECT_GE(nmidle, kBlocked - 1);
+}
+
+// A fast blocking call in a loop keeps its P: exitsyscall's fast path gets
+// it back before sysmon's second look, so 10k getppid() calls cause (almost)
+// no handoffs. A few are allowed: the calling thread may be descheduled
+// inside a call for a whole sysmon tick on a loaded machine.
+TEST_P(Syscall, FastBlockingCallsKeepTheirP) {
+  std::uint64_t handoffs = 0;
+  long sum = 0;
+  goro::run(opts(), [&] {
+    goro::detail::Sched& s = goro::detail::rt()->sched;
+    const std::uint64_t before = s.nhandoff.load();
+    for (int i = 0; i < 10000; i++) sum += goro::blocking([] { return getppid(); });
+    handoffs = s.nhandoff.load() - before;
+  });
+  EXPECT_EQ(sum, 10000L * getppid());
+  EXPECT_LE(handoffs, 5u) << "fast system calls lost their P";
+}
+
+// ---------------------------------------------------------------------------
+// lock_os_thread
+
 // lock_os_thread: the locked goroutine stays on one thread across yields
 // and sleeps, and while it is locked no other goroutine runs on that
 // thread.
@@ -137,6 +216,80 @@ TEST_P(Syscall, LockOsThreadKeepsTheThread) {
   EXPECT_EQ(moved.load(), 0) << "the locked goroutine changed threads";
   EXPECT_EQ(intruders.load(), 0) << "another goroutine ran on the locked thread";
   EXPECT_FALSE(other_tids.empty());
+}
+
+// The same across channel operations: the locked goroutine ping-pongs with a
+// partner over unbuffered channels (parking on every receive), receives
+// through select, and sends into a full buffered channel; it never changes
+// threads, and neither the partner nor the spinners run on its thread.
+TEST_P(Syscall, LockOsThreadKeepsTheThreadAcrossChannelOps) {
+  Watchdog watchdog(std::chrono::seconds(kSanitized ? 60 : 20));
+  std::atomic<pid_t> locked_tid{0};
+  std::atomic<int> moved{0}, intruders{0};
+  std::atomic<bool> stop{false};
+  long got = 0;
+  constexpr int kRounds = 200;
+  goro::run(opts(), [&] {
+    auto ping = goro::make_chan<int>();
+    auto pong = goro::make_chan<int>();
+    auto full = goro::make_chan<int>(1);
+    auto check = [&] {
+      const pid_t lt = locked_tid.load();
+      if (lt != 0 && gettid_() == lt) intruders.fetch_add(1);
+    };
+    goro::WaitGroup wg;
+    const int others = 2 * nprocs();
+    wg.add(others + 2);
+    for (int i = 0; i < others; i++)
+      goro::go([&] {
+        Deadline deadline(10s);
+        while (!stop.load() && !deadline.passed()) {
+          check();
+          spin(200);
+          goro::yield();
+        }
+        wg.done();
+      });
+    goro::go([&] {  // the partner
+      for (int i = 0; i < kRounds; i++) {
+        auto v = ping.recv();
+        check();
+        if (i % 3 == 0) goro::yield();
+        pong.send(v.value_or(0) + 1);
+      }
+      for (int i = 0; i < 10; i++) {
+        check();
+        full.recv();  // releases the locked goroutine's blocked send
+      }
+      wg.done();
+    });
+    goro::go([&] {
+      goro::lock_os_thread();
+      const pid_t tid = gettid_();
+      locked_tid = tid;
+      for (int i = 0; i < kRounds; i++) {
+        ping.send(i);
+        if (i % 2 == 0) {
+          got += pong.recv().value_or(0);
+        } else {
+          goro::select(goro::case_recv(pong, [&](std::optional<int> v) { got += v.value_or(0); }));
+        }
+        if (gettid_() != tid) moved.fetch_add(1);
+      }
+      for (int i = 0; i < 10; i++) {
+        full.send(i);  // the second one onwards blocks until the partner receives
+        if (gettid_() != tid) moved.fetch_add(1);
+      }
+      locked_tid = 0;
+      goro::unlock_os_thread();
+      stop = true;
+      wg.done();
+    });
+    wg.wait();
+  });
+  EXPECT_EQ(got, static_cast<long>(kRounds) * (kRounds + 1) / 2);
+  EXPECT_EQ(moved.load(), 0) << "the locked goroutine changed threads";
+  EXPECT_EQ(intruders.load(), 0) << "another goroutine ran on the locked thread";
 }
 
 // Nested lock/unlock (Go 1.10 semantics: the thread stays locked until as

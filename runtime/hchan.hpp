@@ -7,6 +7,7 @@
 #include <cstddef>
 
 #include "goro/chan.hpp"
+#include "goro/gc.hpp"
 #include "sched/lockrank.hpp"
 #include "sched/proc.hpp"
 #include "sched/sudog.hpp"
@@ -16,8 +17,18 @@ namespace goro::detail {
 // HchanBase is a channel (Go's hchan). It is allocated in one block with its
 // ring buffer right behind it (makechan) and freed by the last chanrelease.
 struct HchanBase {
+  // The ring lives in malloc'd memory, which the garbage collector does not
+  // scan: while the channel lives its buffer is registered as an extra root,
+  // so GC pointers waiting in a channel survive (gc/mgcmark.cpp).
   explicit HchanBase(const ChanType* t, std::size_t size, unsigned char* b)
-      : dataqsiz(size), buf(b), elemtype(t) {}
+      : dataqsiz(size), buf(b), elemtype(t) {
+    if (size != 0 && t->size != 0) gc_add_root(buf, size * t->size);
+  }
+  ~HchanBase() {
+    if (dataqsiz != 0 && elemtype->size != 0) gc_remove_root(buf);
+  }
+  HchanBase(const HchanBase&) = delete;
+  HchanBase& operator=(const HchanBase&) = delete;
 
   // Immutable after makechan.
   const std::size_t dataqsiz;  // ring capacity (cap); 0: unbuffered

@@ -27,6 +27,8 @@ namespace goro {
 namespace detail {
 void sysmon(Runtime* r);
 void reset_dying();
+void gc_init(Runtime* r);      // gc/mgc.cpp: reserve the heap arena, set GOGC
+void gc_teardown(Runtime* r);  // gc/mgc.cpp: unmap the heap (after every thread is gone)
 
 namespace {
 
@@ -112,6 +114,7 @@ void run(const Options& opt, std::function<void()> main_fn) {
   r->start_time = nanotime();
   r->sched.coarse_now.store(r->start_time, std::memory_order_relaxed);
   r->stacks.init(cfg.stack_size);
+  gc_init(r.get());
   reset_dying();
   trace_on = !cfg.trace_file.empty();
   rt_.store(r.get(), std::memory_order_release);
@@ -129,6 +132,7 @@ void run(const Options& opt, std::function<void()> main_fn) {
   }
   mstart0(m0);
   teardown(r.get());
+  gc_teardown(r.get());
   std::exception_ptr exc = r->main_exception;
   rt_.store(nullptr, std::memory_order_release);
   r.reset();

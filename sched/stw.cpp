@@ -91,6 +91,12 @@ void stop_the_world(const char* reason) {
   }
   if (wait) {
     while (!s.stopnote.tsleep(100 * 1000)) {
+      if (s.exiting.load(std::memory_order_acquire)) {
+        // main returned meanwhile: the other Ms have left and the world will
+        // never stop. This goroutine is abandoned like every other one; let
+        // its M leave too.
+        mcall(getg(), M::Req::abandon);
+      }
       std::lock_guard<Lock> lk(s.lock);
       preemptall(r, true);
     }

@@ -48,6 +48,43 @@ void entersyscall() {
   }
 }
 
+// entersyscall(regs) is blocking()'s entry: it stores the callee-saved
+// registers, as they are at the call, into regs (a buffer in blocking()'s own
+// frame) and continues in entersyscall(). The garbage collector scans the
+// stack of a goroutine in a system call, so pointers the caller kept only in
+// registers are seen too. Written in assembly because a C++ prologue may
+// reuse those registers before any statement runs.
+#if defined(__x86_64__)
+extern "C" __attribute__((visibility("hidden"))) void goro_entersyscall_spilled() { entersyscall(); }
+__attribute__((naked)) void entersyscall(SyscallRegs*) {
+  asm volatile(
+      "movq %rbx, 0(%rdi)\n\t"
+      "movq %rbp, 8(%rdi)\n\t"
+      "movq %r12, 16(%rdi)\n\t"
+      "movq %r13, 24(%rdi)\n\t"
+      "movq %r14, 32(%rdi)\n\t"
+      "movq %r15, 40(%rdi)\n\t"
+      "movq %rsp, 48(%rdi)\n\t"
+      "jmp goro_entersyscall_spilled\n\t");
+}
+#elif defined(__aarch64__)
+extern "C" __attribute__((visibility("hidden"))) void goro_entersyscall_spilled() { entersyscall(); }
+__attribute__((naked)) void entersyscall(SyscallRegs*) {
+  asm volatile(
+      "stp x19, x20, [x0, #0]\n\t"
+      "stp x21, x22, [x0, #16]\n\t"
+      "stp x23, x24, [x0, #32]\n\t"
+      "stp x25, x26, [x0, #48]\n\t"
+      "b goro_entersyscall_spilled\n\t");
+}
+#else
+void entersyscall(SyscallRegs* regs) {
+  __builtin_unwind_init();  // best effort: no portable way to read the caller's registers
+  regs->r[0] = __builtin_frame_address(0);
+  entersyscall();
+}
+#endif
+
 void exitsyscall() {
   G* g = getg();
   M* m = g->m;

@@ -25,6 +25,8 @@
 
 namespace goro::detail {
 
+void gc_sysmon_check(Runtime* r, std::int64_t now);  // gc/mgc.cpp
+
 namespace {
 
 constexpr std::int64_t forcePreemptNS = 10 * 1000 * 1000;  // Go's 10 ms time slice
@@ -207,6 +209,7 @@ void sysmon(Runtime* r) {
     if (s.exiting.load(std::memory_order_acquire)) return;
     std::int64_t now = nanotime();
     s.coarse_now.store(now, std::memory_order_relaxed);
+    gc_sysmon_check(r, now);  // forcegc: ready the helper if no GC for forcegc_ms
 
     // Nothing to watch: sleep until some M takes a P.
     if (trace_ns <= 0 && (s.gcwaiting.load(std::memory_order_relaxed) ||
@@ -216,7 +219,8 @@ void sysmon(Runtime* r) {
       std::atomic_thread_fence(std::memory_order_seq_cst);
       if (s.gcwaiting.load(std::memory_order_relaxed) ||
           s.npidle.load(std::memory_order_relaxed) == r->gomaxprocs.load(std::memory_order_relaxed)) {
-        r->sysmonnote.sleep();
+        // Wake at least every forcegc_ms/2 for the forced GC, as Go does.
+        r->sysmonnote.tsleep(r->cfg.forcegc_ms * 1000000 / 2);
         r->sysmonnote.clear();
       }
       r->sysmonwait.store(false, std::memory_order_relaxed);

@@ -103,6 +103,11 @@ struct ClosureOf {
 // entersyscall/exitsyscall bracket a call that may block its thread.
 void entersyscall();
 void exitsyscall();
+// SyscallRegs holds the callee-saved registers spilled at blocking() entry.
+struct SyscallRegs {
+  void* r[8];
+};
+void entersyscall(SyscallRegs* regs);  // spill, then entersyscall()
 
 }  // namespace detail
 
@@ -131,7 +136,11 @@ decltype(auto) blocking(F&& fn) {
   struct Exit {
     ~Exit() { detail::exitsyscall(); }
   };
-  detail::entersyscall();
+  // The garbage collector may run while fn blocks without a P: entersyscall
+  // spills the callee-saved registers (which may hold the caller's GC
+  // pointers) into this frame, on the goroutine's stack, where it scans.
+  detail::SyscallRegs regs;
+  detail::entersyscall(&regs);
   Exit exit;
   return std::forward<F>(fn)();
 }

@@ -1,0 +1,224 @@
+// malloc.hpp — the GC heap's data structures, shared by gc/*.cpp (Go's
+// malloc.go, mheap.go, mcache.go, mcentral.go, mbitmap.go in one header).
+//
+// Glossary (Go's names):
+//   arena      one big virtual reservation (MAP_NORESERVE): pages are committed
+//              by touching them, so "is p a heap pointer?" is a range check.
+//   page       8 KiB, the unit of the page map and of span sizes.
+//   pagemap    page index -> the mspan owning that page (nullptr: free page).
+//   sizeclass  small objects (<= 32 KiB) are rounded up to one of ~40 sizes;
+//              each class has a fixed span size and so a fixed object count.
+//   spanclass  sizeclass*2 + noscan: pointer-free objects live in their own
+//              spans so the marker never scans them.
+//   mspan      a run of pages holding objects of one spanclass, or one large
+//              object. Its bitmaps (allocBits, gcmarkBits, dtorBits) have one
+//              bit per object slot; a span never holds more than 512 slots.
+//   mcache     per-P cache: one span per spanclass to allocate from with no
+//              lock and no atomic read-modify-write (the P owns it).
+//   mcentral   per-spanclass lists of spans: partial (swept, has free slots),
+//              full (swept, no free slot), unswept (marked last cycle, waiting
+//              for sweep). Guarded by its own mutex.
+//   mheap      the arena, the page map and the free page ranges; guarded by
+//              mheap.lock.
+//
+// Designs rejected: a header per object (costs 16 bytes on a 16-byte object
+// and makes interior pointers expensive), a free list threaded through free
+// objects (sweeping must then write every dead object; the bitmaps make sweep
+// a few word operations per span), Go's sweepgen counters (here a span is
+// unswept exactly when it sits on an unswept list or in the mark-termination
+// snapshot, which the lists make explicit).
+//
+// Invariants:
+//   - A span with state inuse has pagemap entries for all its pages; free
+//     pages map to nullptr.
+//   - A span is in at most one place: one mcache, one mcentral list, the large
+//     lists, or in the hands of one sweeper.
+//   - Outside a GC pause every gcmarkBits word of every span is zero, except
+//     on spans not yet swept since the last mark.
+//   - allocBits are written only by the span's owner (its mcache's P, or the
+//     sweeper holding it), or under the world stopped.
+//   - Lock order: gcsema (goroutine semaphore) -> noplock -> mcentral.lock ->
+//     mheap.lock -> finq lock -> roots lock. sched.lock is taken only after them.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <set>
+#include <vector>
+
+#include "goro/gc.hpp"
+
+namespace goro::detail {
+
+struct G;
+struct P;
+struct Runtime;
+
+inline constexpr std::size_t pageShift = 13;
+inline constexpr std::size_t pageSize = std::size_t(1) << pageShift;
+inline constexpr std::size_t maxSmallSize = 32 << 10;
+inline constexpr std::size_t maxSlots = 512;  // pageSize / 16
+inline constexpr std::size_t bitWords = maxSlots / 64;
+inline constexpr std::size_t dtorHeader = 16;  // {DtorFn, n} in front of a finalizable object
+
+// class_to_size etc. (sizeclasses.go). Class 0 is "large".
+extern const std::uint32_t class_to_size[];
+extern const std::uint8_t class_to_npages[];
+extern const int numSizeClasses;
+inline constexpr int maxSizeClasses = 48;
+inline constexpr int numSpanClasses = maxSizeClasses * 2;
+int size_to_class(std::size_t size);  // size <= maxSmallSize
+
+struct mspan {
+  std::uintptr_t base = 0;
+  std::size_t npages = 0;
+  std::size_t elemsize = 0;
+  std::uint32_t nelems = 0;
+  std::uint32_t divmul = 0;  // offset*divmul >> 32 == offset / elemsize
+  std::uint8_t spanclass = 0;
+  bool noscan = false;
+  bool large = false;
+  bool inuse = false;
+  bool needzero = false;  // slots may hold old data: zero on allocation
+  bool hasdtor = false;   // some dtorBits may be set
+  std::uint32_t freeindex = 0;
+  std::uint32_t allocCount = 0;
+  mspan* next = nullptr;  // list links (mcentral/large lists)
+  mspan* prev = nullptr;
+  std::uint64_t allocBits[bitWords] = {};
+  std::atomic<std::uint64_t> gcmarkBits[bitWords] = {};
+  std::uint64_t dtorBits[bitWords] = {};  // object has a finalizer not yet queued
+
+  std::size_t objindex(std::uintptr_t p) const {
+    return large ? 0
+                 : static_cast<std::size_t>((static_cast<std::uint64_t>(p - base) * divmul) >> 32);
+  }
+  bool isAllocated(std::size_t i) const { return (allocBits[i / 64] >> (i % 64)) & 1; }
+};
+
+// SpanList is an intrusive doubly-linked list of spans (mSpanList).
+struct SpanList {
+  mspan* first = nullptr;
+  mspan* last = nullptr;
+  std::size_t n = 0;
+  void push(mspan* s);
+  void remove(mspan* s);
+  mspan* pop();
+  void splice(SpanList& o);  // append all of o, leaving it empty
+  bool empty() const { return first == nullptr; }
+};
+
+struct mcentral {
+  std::mutex lock;
+  SpanList partial;  // swept, with free slots
+  SpanList full;     // swept, no free slot
+  SpanList unswept;  // marked in the last cycle, not swept yet
+};
+
+struct mcache {
+  mspan* alloc[numSpanClasses] = {};
+  // Counters flushed into mheap at refill and under the world stopped.
+  std::uint64_t nmalloc = 0;
+  std::uint64_t nbytes = 0;
+};
+
+struct FreeRange {
+  std::size_t npages;
+  bool scavenged;     // returned to the OS (reads as zeros)
+  std::uint64_t gen;  // the GC cycle it was freed in
+};
+
+struct mheap {
+  std::mutex lock;  // guards everything below down to `large`
+  std::uintptr_t arena_lo = 0, arena_hi = 0;
+  std::atomic<std::uintptr_t> arena_used{0};  // [arena_lo, arena_used) has ever been handed out
+  mspan** pagemap = nullptr;                  // (arena_hi-arena_lo) >> pageShift entries
+  std::map<std::uintptr_t, FreeRange> free_by_addr;
+  std::set<std::pair<std::size_t, std::uintptr_t>> free_by_size;
+  std::vector<mspan*> spanpool;  // unused mspan structs
+  std::vector<mspan*> allspans;  // every mspan struct ever made (h.allspans), freed at teardown
+  std::size_t released_pages = 0;
+  SpanList large;          // large spans, swept
+  SpanList large_unswept;  // large spans, marked last cycle
+
+  mcentral central[numSpanClasses];
+  mcache central_cache;  // counters of allocations made without a P
+
+  // Statistics (atomics: updated by sweepers and without a P).
+  std::atomic<std::uint64_t> heap_live{0};  // bytes counted for pacing since the last mark
+  std::atomic<std::uint64_t> nmalloc{0}, total_alloc{0}, nfree{0}, freed_bytes{0};
+  std::atomic<std::uint64_t> heap_sys_bytes{0};
+};
+
+extern mheap mheap_;
+
+// mheap.cpp
+bool mheap_init();     // reserve the arena; false if it cannot
+void mheap_release();  // unmap everything (teardown)
+mspan* mheap_alloc(std::size_t npages, int spanclass, bool noscan, bool large);  // inuse span
+void mheap_free(mspan* s);               // return its pages (mheap.lock not held)
+void mheap_scavenge(std::uint64_t gen);  // release ranges free since before gen
+inline mspan* spanOf(std::uintptr_t p) {
+  if (p < mheap_.arena_lo || p >= mheap_.arena_used.load(std::memory_order_relaxed)) return nullptr;
+  return mheap_.pagemap[(p - mheap_.arena_lo) >> pageShift];
+}
+
+// malloc.cpp
+void mcache_release_all();  // world stopped: return every P's cached spans to mcentral
+void mcache_flush_stats(mcache* c);
+mcache* mcache_of(P* p);
+void mcache_flush_all_stats();  // world stopped, noplock held
+void mcache_free_all();         // teardown
+void gc_noplock_acquire();      // the collector: no P-less allocation while it marks
+void gc_noplock_release();
+void noplock_recent_for_each(const std::function<void(std::uintptr_t lo, std::uintptr_t hi)>& fn);
+
+// mgcsweep.cpp
+bool sweepspan(mspan* s, bool preserve);  // false: the span was freed to the heap
+bool sweepone();                          // sweep one span from any unswept list; false: none left
+void finish_sweep();                      // sweep everything left (outside the pause)
+void sweeper_wake();
+void sweep_reset();  // a new run: forget the last run's sweeper
+void bgsweep();      // the background sweeper goroutine
+extern std::atomic<int> sweep_inflight;
+
+// mgcmark.cpp
+std::uint64_t gc_mark_roots_and_heap(G* self);  // returns the marked bytes
+void gc_mark_stop_helpers();                    // teardown: join the mark threads
+void roots_for_each(
+    const std::function<void(std::uintptr_t lo, std::uintptr_t hi)>& fn);  // roots_lock held
+void roots_lock();
+void roots_unlock();
+
+// mfinal.cpp
+void finq_push(void* obj);  // queue a dead finalizable object
+void finq_for_each(
+    const std::function<void(std::uintptr_t lo, std::uintptr_t hi)>& fn);  // finq_lock held
+void finq_lock();
+void finq_unlock();
+void runfinq();  // the finalizer goroutine
+void finq_reset();
+
+// mgc.cpp
+struct GcState;
+extern std::atomic<bool> gc_marking;  // world stopped for marking
+extern std::atomic<std::uint64_t> gc_cycle;
+extern std::atomic<std::uint64_t> next_gc;
+extern std::atomic<int> gc_percent_;
+void gc_maybe_trigger();  // allocating goroutine: heap over the goal?
+void gc_start_workers();
+void gc_init(Runtime* r);
+void gc_teardown(Runtime* r);
+void gc_sysmon_check(Runtime* r, std::int64_t now);  // forcegc
+void go_system(void (*fn)());                        // start a runtime goroutine (not counted)
+
+// GC-internal statistics printed by gctrace.
+std::uint64_t heap_inuse_bytes();
+
+}  // namespace goro::detail

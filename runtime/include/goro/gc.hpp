@@ -1,0 +1,167 @@
+// goro/gc.hpp — the garbage-collected heap (Go's new/make and runtime.GC).
+//
+//   T* p = goro::gc::make<T>(args...);     // never freed by hand
+//   T* a = goro::gc::make_array<T>(n);     // n value-initialised T
+//   goro::gc::collect();                   // runtime.GC()
+//
+// The collector is conservative: any word in a goroutine's stack, a Root, a
+// registered runtime structure or another live GC object that points anywhere
+// into an allocated object keeps that object alive. It does not scan
+// malloc/new memory, globals or thread_locals: a GC pointer kept only there
+// must be held by a Root. See docs/gc.md, "What the GC sees".
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <new>
+#include <type_traits>
+#include <utility>
+
+namespace goro::detail {
+
+// DtorFn destroys n objects starting at p (the finalizer of make/make_array).
+using DtorFn = void (*)(void* p, std::size_t n);
+
+// mallocgc allocates size zeroed bytes on the GC heap (malloc.go's
+// mallocgc). noscan: the object holds no pointers and is never scanned.
+// dtor != nullptr: the object gets a 16-byte header {dtor, n} in front of the
+// returned pointer and ~T runs on the finalizer goroutine once it is
+// unreachable.
+void* mallocgc(std::size_t size, bool noscan, DtorFn dtor, std::size_t n);
+
+// gc_add_root registers [p, p+len) as extra roots, scanned conservatively
+// every cycle until gc_remove_root(p). Usable outside a running runtime.
+void gc_add_root(const void* p, std::size_t len);
+void gc_remove_root(const void* p);
+
+// gc_is_object_start: p is exactly a pointer returned by make/make_array
+// (Pool::put's debug check).
+bool gc_is_object_start(const void* p);
+
+// gc_pause_ns returns the pause of cycle n (1-based), 0 if it is not among the
+// last 256 (runtime.MemStats.PauseNs).
+std::uint64_t gc_pause_ns(std::uint64_t n);
+
+// gc_noscan_v: T holds no pointers (arithmetic or enum, or arrays of them), so
+// its span is never scanned. Like Go, an integer is not a pointer: a GC
+// pointer hidden in a uintptr_t does not keep its object alive.
+template <class T>
+inline constexpr bool gc_noscan_v = std::is_scalar_v<std::remove_all_extents_t<T>> &&
+                                    !std::is_pointer_v<std::remove_all_extents_t<T>> &&
+                                    !std::is_member_pointer_v<std::remove_all_extents_t<T>>;
+
+template <class T>
+void gc_destroy_n(void* p, std::size_t n) {
+  T* t = static_cast<T*>(p);
+  for (std::size_t i = 0; i < n; i++) t[i].~T();
+}
+
+}  // namespace goro::detail
+
+namespace goro::gc {
+
+template <class T, class... A>
+T* make(A&&... args) {
+  static_assert(alignof(T) <= 16, "goro::gc::make: alignment above 16 is not supported");
+  constexpr bool trivial = std::is_trivially_destructible_v<T>;
+  void* mem = detail::mallocgc(sizeof(T), detail::gc_noscan_v<T>,
+                               trivial ? nullptr : &detail::gc_destroy_n<T>, 1);
+  if constexpr (trivial) {
+    return ::new (mem) T(std::forward<A>(args)...);
+  } else {
+    // A throwing constructor leaves a header whose count says 1: mark it 0 so
+    // the finalizer destroys nothing.
+    try {
+      return ::new (mem) T(std::forward<A>(args)...);
+    } catch (...) {
+      static_cast<std::size_t*>(mem)[-1] = 0;
+      throw;
+    }
+  }
+}
+
+template <class T>
+T* make_array(std::size_t n) {
+  static_assert(alignof(T) <= 16, "goro::gc::make_array: alignment above 16 is not supported");
+  constexpr bool trivial = std::is_trivially_destructible_v<T>;
+  if (n > (std::size_t(1) << 40) / (sizeof(T) ? sizeof(T) : 1)) throw std::bad_alloc();
+  void* mem = detail::mallocgc(sizeof(T) * n, detail::gc_noscan_v<T>,
+                               trivial ? nullptr : &detail::gc_destroy_n<T>, n);
+  T* t = static_cast<T*>(mem);
+  if constexpr (std::is_trivially_default_constructible_v<T> && trivial) {
+    return t;  // already zeroed == value-initialised
+  } else {
+    std::size_t i = 0;
+    try {
+      for (; i < n; i++) ::new (static_cast<void*>(t + i)) T();
+    } catch (...) {
+      if constexpr (!trivial) static_cast<std::size_t*>(mem)[-1] = i;
+      throw;
+    }
+    return t;
+  }
+}
+
+void collect();            // runtime.GC(): a full cycle, returns when it is done
+int set_percent(int pct);  // debug.SetGCPercent; returns the previous value
+
+using HookId = std::uint64_t;
+// register_cleanup: hook runs with the world stopped at the start of every
+// cycle, hooks in registration order (runtime_registerPoolCleanup).
+HookId register_cleanup(std::function<void()> hook);
+void unregister_cleanup(HookId id);
+
+struct Stats {
+  std::uint64_t num_gc, heap_alloc, heap_objects, heap_sys, total_alloc, mallocs, frees, next_gc,
+      pause_total_ns, last_pause_ns;
+};
+Stats stats();  // runtime.ReadMemStats (stops the world briefly, as Go's does)
+
+// Root keeps a T* alive from memory the GC does not scan (malloc'd
+// structures, globals). Not copyable; movable.
+template <class T>
+class Root {
+ public:
+  Root() : Root(nullptr) {}
+  explicit Root(T* p) : p_(p) { detail::gc_add_root(&p_, sizeof p_); }
+  Root(const Root&) = delete;
+  Root& operator=(const Root&) = delete;
+  Root(Root&& o) noexcept : Root(o.p_) { o.p_ = nullptr; }
+  Root& operator=(Root&& o) noexcept {
+    p_ = o.p_;
+    o.p_ = nullptr;
+    return *this;
+  }
+  ~Root() { detail::gc_remove_root(&p_); }
+  T* get() const { return p_; }
+  T* operator->() const { return p_; }
+  T& operator*() const { return *p_; }
+  void reset(T* p = nullptr) { p_ = p; }
+  explicit operator bool() const { return p_ != nullptr; }
+
+ private:
+  T* p_;
+};
+
+// Allocator is a std allocator on the GC heap: the container's buffer is a GC
+// object (noscan for scalar element types), reclaimed when unreachable;
+// deallocate does nothing. The container itself must be somewhere the GC scans.
+template <class T>
+struct Allocator {
+  using value_type = T;
+  Allocator() noexcept = default;
+  template <class U>
+  Allocator(const Allocator<U>&) noexcept {}
+  T* allocate(std::size_t n) {
+    static_assert(alignof(T) <= 16, "goro::gc::Allocator: alignment above 16 is not supported");
+    return static_cast<T*>(detail::mallocgc(n * sizeof(T), detail::gc_noscan_v<T>, nullptr, 0));
+  }
+  void deallocate(T*, std::size_t) noexcept {}
+  template <class U>
+  bool operator==(const Allocator<U>&) const noexcept {
+    return true;
+  }
+};
+
+}  // namespace goro::gc

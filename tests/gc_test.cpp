@@ -1,0 +1,496 @@
+// gc_test.cpp — the garbage collector (gc/): reachability from stacks,
+// Roots, Allocator and channel buffers; finalizers; cleanup hooks; the mark
+// stack on long lists; concurrent mutators; pacing; forcegc; Stats.
+// Parameterised over GOMAXPROCS where scheduling matters. No sleeps as
+// synchronisation: waiting is a bounded loop of collect() + yield, as Go's
+// tests do for finalizers.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdint>
+#include <cstdlib>
+#include <vector>
+
+#include "goro/goro.hpp"
+#include "test_util.hpp"
+
+namespace {
+
+using goro::test::kSanitized;
+
+struct Node {
+  Node* next = nullptr;
+  std::uint64_t value = 0;
+  std::uint64_t check = 0;
+};
+
+std::atomic<int> destroyed{0};
+
+struct Tracked {
+  std::uint64_t payload[4] = {1, 2, 3, 4};
+  ~Tracked() { destroyed.fetch_add(1, std::memory_order_relaxed); }
+};
+
+goro::Options opts(int procs) {
+  goro::Options o;
+  o.procs = procs;
+  return o;
+}
+
+// wait_until runs collect() + yield until pred holds, at most n rounds.
+template <class F>
+bool wait_until(F pred, int n = 200) {
+  for (int i = 0; i < n; i++) {
+    if (pred()) return true;
+    goro::gc::collect();
+    goro::yield();
+  }
+  return pred();
+}
+
+// Allocating in a separate non-inlined frame keeps stale copies of the
+// pointer out of the test's own frame.
+[[gnu::noinline]] void make_garbage_tracked(int n) {
+  for (int i = 0; i < n; i++) goro::gc::make<Tracked>();
+}
+
+// Clobber a stack region below the caller so old frames do not keep garbage.
+[[gnu::noinline]] void scrub_stack() {
+  volatile char buf[8192];
+  for (std::size_t i = 0; i < sizeof buf; i++) buf[i] = 0;
+}
+
+class GcProcs : public ::testing::TestWithParam<int> {};
+
+TEST_P(GcProcs, ParkedStackKeepsObjectAlive) {
+  goro::run(opts(GetParam()), [] {
+    auto ready = goro::make_chan<int>();
+    auto done = goro::make_chan<int>();
+    auto result = goro::make_chan<bool>(1);
+    goro::go([=]() mutable {
+      Node* head = nullptr;
+      for (int i = 0; i < 100; i++) {
+        Node* n = goro::gc::make<Node>();
+        n->value = i;
+        n->check = i * 7 + 1;
+        n->next = head;
+        head = n;
+      }
+      ready.send(1);
+      done.recv();  // parked: only this stack holds head
+      bool ok = true;
+      int count = 0;
+      for (Node* n = head; n != nullptr; n = n->next, count++)
+        if (n->check != n->value * 7 + 1) ok = false;
+      result.send(ok && count == 100);
+    });
+    ready.recv();
+    for (int i = 0; i < 10; i++) {
+      // Garbage of the same size class to reuse any wrongly freed slot.
+      for (int k = 0; k < 1000; k++) goro::gc::make<Node>()->value = 0xdeadbeef;
+      goro::gc::collect();
+    }
+    done.send(1);
+    EXPECT_TRUE(*result.recv());
+  });
+}
+
+TEST_P(GcProcs, DroppedObjectIsFinalized) {
+  destroyed = 0;
+  goro::run(opts(GetParam()), [] {
+    auto done = goro::make_chan<int>();
+    goro::go([=]() mutable {
+      make_garbage_tracked(100);
+      done.send(1);
+    });
+    done.recv();
+    EXPECT_TRUE(wait_until([] { return destroyed.load() == 100; })) << destroyed.load();
+  });
+}
+
+TEST(Gc, InteriorPointerKeepsObjectAlive) {
+  destroyed = 0;
+  goro::run(opts(2), [] {
+    Tracked* t = goro::gc::make<Tracked>();
+    std::uint64_t* volatile inner = &t->payload[3];
+    t = nullptr;
+    for (int i = 0; i < 5; i++) goro::gc::collect();
+    EXPECT_EQ(destroyed.load(), 0);
+    EXPECT_EQ(*inner, 4u);
+    EXPECT_TRUE(goro::detail::gc_is_object_start(inner - 3));
+    EXPECT_FALSE(goro::detail::gc_is_object_start(inner));
+  });
+}
+
+TEST(Gc, RootAndAllocatorKeepAlive) {
+  destroyed = 0;
+  goro::run(opts(2), [] {
+    using Vec = std::vector<Tracked*, goro::gc::Allocator<Tracked*>>;
+    // Held only from malloc'd memory, which the GC does not scan: a Root, and
+    // a vector whose GC-heap buffer is kept by a Root.
+    static goro::gc::Root<Tracked>* holder;
+    static Vec* vec;
+    static goro::gc::Root<Tracked*>* vroot;
+    auto done = goro::make_chan<int>();
+    // A goroutine that exits takes its stack out of the roots: nothing stale
+    // on the test's own stack can keep the objects alive afterwards.
+    goro::go([=]() mutable {
+      holder = new goro::gc::Root<Tracked>(goro::gc::make<Tracked>());
+      vec = new Vec();
+      vroot = new goro::gc::Root<Tracked*>(nullptr);
+      for (int i = 0; i < 10; i++) vec->push_back(goro::gc::make<Tracked>());
+      vroot->reset(vec->data());
+      done.send(1);
+    });
+    done.recv();
+    goro::go([=]() mutable {
+      for (int i = 0; i < 5; i++) goro::gc::collect();
+      EXPECT_EQ(destroyed.load(), 0);
+      EXPECT_EQ((*holder)->payload[2], 3u);
+      for (Tracked* t : *vec) EXPECT_EQ(t->payload[0], 1u);
+      delete holder;
+      vroot->reset(nullptr);
+      delete vec;
+      delete vroot;
+      done.send(1);
+    });
+    done.recv();
+    EXPECT_TRUE(wait_until([] { return destroyed.load() == 11; })) << destroyed.load();
+  });
+}
+
+TEST(Gc, HooksRunOncePerCycleInOrderWorldStopped) {
+  goro::run(opts(4), [] {
+    static std::atomic<std::uint64_t> counter{0};
+    static std::vector<int> order;
+    static int bad = 0;
+    static std::atomic<bool> stop{false};
+    counter = 0;
+    order.clear();
+    bad = 0;
+    stop = false;
+    auto h1 = goro::gc::register_cleanup([] {
+      const auto a = counter.load();
+      for (int i = 0; i < 1000; i++) goro::test::spin(10);
+      if (counter.load() != a) bad++;
+      order.push_back(1);
+    });
+    auto h2 = goro::gc::register_cleanup([] { order.push_back(2); });
+    goro::WaitGroup wg;
+    for (int i = 0; i < 3; i++) {
+      wg.add(1);
+      goro::go([&] {
+        while (!stop.load()) {
+          counter.fetch_add(1);
+          goro::preempt_point();
+        }
+        wg.done();
+      });
+    }
+    const auto n0 = goro::gc::stats().num_gc;
+    for (int i = 0; i < 5; i++) goro::gc::collect();
+    const auto n1 = goro::gc::stats().num_gc;
+    stop = true;
+    wg.wait();
+    goro::gc::unregister_cleanup(h1);
+    goro::gc::unregister_cleanup(h2);
+    goro::gc::collect();
+    EXPECT_EQ(bad, 0);
+    ASSERT_EQ(order.size(), 2 * (n1 - n0));
+    for (std::size_t i = 0; i < order.size(); i++) EXPECT_EQ(order[i], i % 2 == 0 ? 1 : 2);
+  });
+}
+
+[[gnu::noinline]] Node* build_list(long n) {
+  Node* head = nullptr;
+  for (long i = 0; i < n; i++) {
+    Node* x = goro::gc::make<Node>();
+    x->value = static_cast<std::uint64_t>(i);
+    x->check = x->value ^ 0x5555;
+    x->next = head;
+    head = x;
+  }
+  return head;
+}
+
+TEST(Gc, LongLinkedListSurvives) {
+  goro::run(opts(2), [] {
+    const long n = kSanitized ? 100000 : 1000000;
+    Node* volatile head = build_list(n);
+    goro::gc::collect();
+    goro::gc::collect();
+    long count = 0;
+    bool ok = true;
+    for (Node* x = head; x != nullptr; x = x->next, count++)
+      if (x->check != (x->value ^ 0x5555)) ok = false;
+    EXPECT_TRUE(ok);
+    EXPECT_EQ(count, n);
+  });
+}
+
+TEST_P(GcProcs, ConcurrentMutatorsKeepChecksums) {
+  goro::run(opts(GetParam()), [] {
+    constexpr int kWorkers = 4;
+    const int rounds = kSanitized ? 3000 : 30000;
+    std::atomic<int> bad{0};
+    goro::WaitGroup wg;
+    for (int w = 0; w < kWorkers; w++) {
+      wg.add(1);
+      goro::go([&, w] {
+        // A ring of 64 lists; each step replaces a node in one list.
+        Node* lists[64] = {};
+        for (int i = 0; i < rounds; i++) {
+          const int k = (i * 7 + w) % 64;
+          Node* n = goro::gc::make<Node>();
+          n->value = static_cast<std::uint64_t>(i) * 31 + w;
+          n->check = ~n->value;
+          n->next = lists[k];
+          // Keep each list at most 8 long: drop the tail (garbage).
+          int len = 0;
+          for (Node* x = n; x != nullptr; x = x->next) {
+            if (x->check != ~x->value) bad++;
+            if (++len == 8) {
+              x->next = nullptr;
+              break;
+            }
+          }
+          lists[k] = n;
+          if (i % 1000 == 0) goro::yield();
+        }
+        for (Node* l : lists)
+          for (Node* x = l; x != nullptr; x = x->next)
+            if (x->check != ~x->value) bad++;
+        wg.done();
+      });
+    }
+    // The main goroutine forces cycles while they run.
+    for (int i = 0; i < 10; i++) {
+      goro::gc::collect();
+      goro::yield();
+    }
+    wg.wait();
+    EXPECT_EQ(bad.load(), 0);
+    EXPECT_GE(goro::gc::stats().num_gc, 10u);
+  });
+}
+
+[[gnu::noinline]] void churn(std::size_t bytes) {
+  for (std::size_t done = 0; done < bytes; done += 1024) goro::gc::make_array<char>(1024)[0] = 1;
+}
+
+TEST(Gc, GogcChangesCycleCount) {
+  std::uint64_t cycles[2] = {};
+  const int pcts[2] = {100, 400};
+  for (int k = 0; k < 2; k++) {
+    goro::Options o = opts(1);
+    o.gc_percent = pcts[k];
+    goro::run(o, [&] {
+      // 8 MiB live: the goal is 16 MiB at GOGC=100 and 40 MiB at GOGC=400.
+      auto* live = goro::gc::make_array<Node*>(8192);
+      for (int i = 0; i < 8192; i++)
+        live[i] = reinterpret_cast<Node*>(goro::gc::make_array<char>(1024));
+      goro::gc::collect();
+      const auto n0 = goro::gc::stats().num_gc;
+      churn(kSanitized ? (64u << 20) : (256u << 20));
+      cycles[k] = goro::gc::stats().num_gc - n0;
+      EXPECT_NE(live[100], nullptr);
+    });
+  }
+  // Each cycle lets ~8 MiB (GOGC=100) or ~32 MiB (GOGC=400) be allocated.
+  EXPECT_GT(cycles[0], 2 * cycles[1]) << cycles[0] << " vs " << cycles[1];
+  EXPECT_GE(cycles[1], 1u);
+}
+
+TEST(Gc, GogcOffRunsNoCycleButCollectDoes) {
+  goro::Options o = opts(1);
+  o.gc_percent = -1;
+  goro::run(o, [] {
+    churn(32u << 20);
+    EXPECT_EQ(goro::gc::stats().num_gc, 0u);
+    goro::gc::collect();
+    EXPECT_EQ(goro::gc::stats().num_gc, 1u);
+    EXPECT_EQ(goro::gc::set_percent(100), -1);
+    churn(64u << 20);
+    EXPECT_GT(goro::gc::stats().num_gc, 2u);
+  });
+}
+
+TEST(Gc, ForcegcFires) {
+  setenv("GORO_DEBUG", "forcegc=20", 1);
+  goro::run(opts(2), [] {
+    goro::gc::make<Node>();  // the GC's goroutines start with the first allocation
+    bool fired = false;
+    for (int i = 0; i < 500 && !fired; i++) {
+      goro::sleep_for(std::chrono::milliseconds(5));
+      fired = goro::gc::stats().num_gc >= 2;
+    }
+    EXPECT_TRUE(fired);
+  });
+  unsetenv("GORO_DEBUG");
+}
+
+TEST(Gc, StatsMove) {
+  goro::run(opts(2), [] {
+    const auto s0 = goro::gc::stats();
+    [] __attribute__((noinline)) {
+      for (int i = 0; i < 10000; i++) goro::gc::make<Node>();
+    }
+    ();
+    const auto s1 = goro::gc::stats();
+    EXPECT_GE(s1.mallocs - s0.mallocs, 10000u);
+    EXPECT_GE(s1.total_alloc - s0.total_alloc, 10000u * sizeof(Node));
+    EXPECT_GE(s1.heap_objects, 10000u);
+    EXPECT_GT(s1.heap_sys, 0u);
+    scrub_stack();
+    goro::gc::collect();
+    const auto s2 = goro::gc::stats();
+    EXPECT_EQ(s2.num_gc, s1.num_gc + 1);
+    EXPECT_GE(s2.frees - s1.frees, 9000u);
+    EXPECT_LT(s2.heap_alloc, s1.heap_alloc);
+    EXPECT_GT(s2.last_pause_ns, 0u);
+    EXPECT_GE(s2.pause_total_ns, s2.last_pause_ns);
+    EXPECT_GE(s2.next_gc, 4u << 20);
+    // A large free heap is returned to the OS within a few cycles.
+    [] __attribute__((noinline)) {
+      for (int i = 0; i < 64; i++) goro::gc::make_array<char>(1 << 20);
+    }
+    ();
+    scrub_stack();
+    const auto s3 = goro::gc::stats();
+    for (int i = 0; i < 4; i++) goro::gc::collect();  // collect() scavenges ranges free for a cycle
+    const auto s4 = goro::gc::stats();
+    EXPECT_LT(s4.heap_sys, s3.heap_sys);
+  });
+}
+
+TEST_P(GcProcs, ChannelBufferKeepsObjectsAlive) {
+  destroyed = 0;
+  goro::run(opts(GetParam()), [] {
+    auto ch = goro::make_chan<Tracked*>(16);
+    [&]() __attribute__((noinline)) {
+      for (int i = 0; i < 16; i++) ch.send(goro::gc::make<Tracked>());
+    }
+    ();
+    scrub_stack();
+    for (int i = 0; i < 5; i++) goro::gc::collect();
+    EXPECT_EQ(destroyed.load(), 0);
+    for (int i = 0; i < 16; i++) {
+      Tracked* t = *ch.recv();
+      EXPECT_EQ(t->payload[1], 2u);
+    }
+  });
+}
+
+TEST(Gc, BlockingGoroutineKeepsObjectAlive) {
+  goro::run(opts(2), [] {
+    Node* n = goro::gc::make<Node>();
+    n->value = 42;
+    n->check = 43;
+    std::atomic<bool> in{false}, release{false};
+    goro::go([&] {
+      while (!in.load()) goro::yield();
+      for (int i = 0; i < 3; i++) goro::gc::collect();
+      release = true;
+    });
+    Node* volatile keep = nullptr;
+    goro::blocking([&] {
+      in = true;
+      while (!release.load()) goro::test::spin(100);
+    });
+    keep = n;
+    EXPECT_EQ(keep->value, 42u);
+    EXPECT_EQ(keep->check, 43u);
+  });
+}
+
+// A goroutine that loops with no safepoint loses its P to the preemption
+// signal and keeps running; the collector must suspend it (suspend_hogs)
+// and see the pointers it holds.
+TEST(Gc, HogWithoutSafepointsKeepsItsObjects) {
+  if (GORO_TSAN)
+    GTEST_SKIP() << "no signal preemption under TSan: a hog would block stop-the-world";
+  goro::run(opts(2), [] {
+    std::atomic<bool> stop{false};
+    std::atomic<long> bad{0}, laps{0};
+    goro::WaitGroup wg;
+    wg.add(1);
+    goro::go([&] {
+      Node* head = build_list(2000);
+      while (!stop.load(std::memory_order_relaxed)) {
+        long n = 0;
+        for (Node* x = head; x != nullptr; x = x->next, n++)
+          if (x->check != (x->value ^ 0x5555)) bad.fetch_add(1, std::memory_order_relaxed);
+        if (n != 2000) bad.fetch_add(1, std::memory_order_relaxed);
+        laps.fetch_add(1, std::memory_order_relaxed);
+      }
+      wg.done();
+    });
+    while (laps.load() == 0) goro::yield();
+    for (int i = 0; i < 5; i++) {
+      // Garbage of the nodes' size class, to reuse any slot freed by mistake.
+      [] __attribute__((noinline)) {
+        for (int k = 0; k < 5000; k++) goro::gc::make<Node>()->check = 1;
+      }
+      ();
+      goro::gc::collect();
+    }
+    stop = true;
+    wg.wait();
+    EXPECT_EQ(bad.load(), 0);
+  });
+}
+
+// Allocation without a P (inside blocking()) goes through the shared mcache
+// under noplock and waits while a mark runs.
+TEST(Gc, AllocationInsideBlocking) {
+  goro::run(opts(2), [] {
+    std::atomic<bool> stop{false};
+    goro::WaitGroup wg;  // main must not return while a collection stops the world
+    wg.add(1);
+    goro::go([&] {
+      while (!stop.load()) {
+        goro::gc::collect();
+        goro::yield();
+      }
+      wg.done();
+    });
+    Node* volatile head =
+        nullptr;  // in memory: blocking()'s own frames are scanned, registers are not
+    goro::blocking([&] {
+      for (int i = 0; i < (kSanitized ? 5000 : 50000); i++) {
+        Node* n = goro::gc::make<Node>();
+        n->value = static_cast<std::uint64_t>(i);
+        n->check = ~n->value;
+        n->next = head;
+        head = n;
+      }
+    });
+    stop = true;
+    wg.wait();
+    long count = 0;
+    bool ok = true;
+    for (Node* x = head; x != nullptr; x = x->next, count++)
+      if (x->check != ~x->value) ok = false;
+    EXPECT_TRUE(ok);
+    EXPECT_EQ(count, kSanitized ? 5000 : 50000);
+  });
+}
+
+TEST(Gc, MakeArrayAndLargeObjects) {
+  goro::run(opts(1), [] {
+    auto* a = goro::gc::make_array<std::uint64_t>(100000);  // large, noscan
+    for (int i = 0; i < 100000; i++) EXPECT_EQ(a[i], 0u) << i;
+    a[99999] = 7;
+    auto* p = goro::gc::make_array<Node*>(10000);  // large, scanned
+    for (int i = 0; i < 10000; i++) p[i] = goro::gc::make<Node>();
+    for (int i = 0; i < 10000; i++) p[i]->value = static_cast<std::uint64_t>(i);
+    goro::gc::collect();
+    goro::gc::collect();
+    for (int i = 0; i < 10000; i++) ASSERT_EQ(p[i]->value, static_cast<std::uint64_t>(i));
+    EXPECT_EQ(a[99999], 7u);
+  });
+}
+
+INSTANTIATE_TEST_SUITE_P(Procs, GcProcs, ::testing::Values(1, 2, 4, 8));
+
+}  // namespace

@@ -47,7 +47,7 @@ P* pidleget() {
   if (p != nullptr) {
     r->sched.pidle = p->link;
     p->link = nullptr;
-    r->sched.npidle.fetch_sub(1, std::memory_order_relaxed);
+    r->sched.npidle.fetch_sub(1, std::memory_order_seq_cst);  // see notify_sysmon
   }
   return p;
 }

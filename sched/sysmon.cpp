@@ -179,8 +179,10 @@ void schedtrace(Runtime* r, bool detailed) {
 
 void notify_sysmon() {
   Runtime* r = rt();
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (r->sysmonwait.load(std::memory_order_relaxed)) {
+  // Dekker with sysmon's all-idle check: our caller's seq_cst update of
+  // npidle, then this seq_cst load; sysmon stores sysmonwait, then loads
+  // npidle. One of the two sees the other. (No fences: TSan cannot model them.)
+  if (r->sysmonwait.load(std::memory_order_seq_cst)) {
     r->sysmonwait.store(false, std::memory_order_relaxed);
     r->sysmonnote.wakeup();
   }
@@ -215,10 +217,9 @@ void sysmon(Runtime* r) {
     if (trace_ns <= 0 && (s.gcwaiting.load(std::memory_order_relaxed) ||
                           s.npidle.load(std::memory_order_relaxed) ==
                               r->gomaxprocs.load(std::memory_order_relaxed))) {
-      r->sysmonwait.store(true, std::memory_order_relaxed);
-      std::atomic_thread_fence(std::memory_order_seq_cst);
-      if (s.gcwaiting.load(std::memory_order_relaxed) ||
-          s.npidle.load(std::memory_order_relaxed) == r->gomaxprocs.load(std::memory_order_relaxed)) {
+      r->sysmonwait.store(true, std::memory_order_seq_cst);
+      if (s.gcwaiting.load(std::memory_order_seq_cst) ||
+          s.npidle.load(std::memory_order_seq_cst) == r->gomaxprocs.load(std::memory_order_relaxed)) {
         // Wake at least every forcegc_ms/2 for the forced GC, as Go does.
         r->sysmonnote.tsleep(r->cfg.forcegc_ms * 1000000 / 2);
         r->sysmonnote.clear();

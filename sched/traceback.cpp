@@ -24,6 +24,7 @@
 
 #include "sched/nanotime.hpp"
 #include "sched/proc.hpp"
+#include "sched/sanitizers.hpp"
 
 namespace goro::detail {
 
@@ -89,7 +90,10 @@ void put(int fd, const char* s, std::size_t n) {
 
 void put(int fd, const char* s) { put(fd, s, std::strlen(s)); }
 
-void dump_one(int fd, G* g, G* self, std::int64_t now) {
+// dump_one reads a goroutine's fields while its owner may be changing them:
+// the dump is a best-effort picture of a dying process, as Go's traceback of
+// other goroutines is, so it is exempt from ThreadSanitizer.
+GORO_NO_TSAN void dump_one(int fd, G* g, G* self, std::int64_t now) {
   const Gstatus st = g->status.load(std::memory_order_relaxed);
   if (st == Gstatus::dead || st == Gstatus::idle) return;
   char state[96];

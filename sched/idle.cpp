@@ -352,7 +352,8 @@ void checkdead(Runtime* r) {
       runnable |= g->status.load(std::memory_order_relaxed) == Gstatus::runnable;
   }
   if (runnable) {
-    std::fprintf(stderr, "checkdead: mcount=%d nmidle=%d nmidlelocked=%d npidle=%d\n", s.mcount, s.nmidle, s.nmidlelocked, s.npidle.load());
+    std::fprintf(stderr, "runtime: checkdead: mcount=%d nmidle=%d nmidlelocked=%d npidle=%d\n", s.mcount,
+                 s.nmidle, s.nmidlelocked, s.npidle.load());
     fatal("checkdead: runnable goroutine while no M is running");
   }
   fatal("all goroutines are asleep - deadlock!");

@@ -67,13 +67,27 @@ int retake(Runtime* r, std::vector<PSnapshot>& snaps, std::int64_t now) {
                                r->sched.npidle.load(std::memory_order_relaxed) >
                            0;
       if (!work && helpers && ps.syscallwhen + forcePreemptNS > now) continue;
+      // Count ourselves as a running M while the P is in our hands (Go's
+      // incidlelocked(-1)): else the M we retake from can leave its call,
+      // find no P, go idle, and checkdead would see nobody running and a
+      // runnable goroutine — before handoffp gives the P to anyone.
+      {
+        std::lock_guard<Lock> lk(r->sched.lock);
+        r->sched.nmidlelocked--;
+      }
       Pstatus expect = Pstatus::syscall;
-      if (p->status.compare_exchange_strong(expect, Pstatus::idle, std::memory_order_acq_rel)) {
+      const bool took =
+          p->status.compare_exchange_strong(expect, Pstatus::idle, std::memory_order_acq_rel);
+      if (took) {
         p->syscalltick.fetch_add(1, std::memory_order_relaxed);
         r->sched.nhandoff.fetch_add(1, std::memory_order_relaxed);
         if (trace_on) trace_add(&r->sysmon_trace, {now, 0, 0, 0, p->id, "sysmon: retake P in syscall"});
         handoffp(p);
         n++;
+      }
+      {
+        std::lock_guard<Lock> lk(r->sched.lock);
+        r->sched.nmidlelocked++;
       }
       continue;
     }

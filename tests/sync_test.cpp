@@ -137,7 +137,11 @@ TEST_P(Sync, MutexStarvationMode) {
         << "starvation mode must end with the last waiter";
   });
   EXPECT_LT(rounds, 2000) << "the waiter never got the mutex";
-  EXPECT_TRUE(saw_starving);
+  // A waiter spinning on another P may win the very first release in normal
+  // mode, as in Go; past that it can only get in through starvation mode.
+  if (rounds > 1) {
+    EXPECT_TRUE(saw_starving) << rounds << " rounds";
+  }
 }
 
 TEST_P(Sync, MutexTryLock) {

@@ -28,31 +28,11 @@
 #include <stdexcept>
 #include <vector>
 
+#include "bench_util.hpp"
+
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-// in_goro runs body as goro's main goroutine; a failure is reported as the
-// benchmark's error instead of ending the program.
-void in_goro(benchmark::State& state, const goro::Options& opt, const std::function<void()>& body) {
-  try {
-    goro::run(opt, body);
-  } catch (const std::exception& e) {
-    state.SkipWithError(e.what());
-  }
-}
-
-// count_iterations runs the benchmark loop empty (the ops were done by other
-// goroutines) and reports el seconds as the manual time of all iterations.
-void count_iterations(benchmark::State& state, double el) {
-  for (auto _ : state) {
-  }
-  state.SetIterationTime(el);
-}
+using namespace goro_bench;
 
 // pingpong — mirrors benchPingpong: unbuffered round trip. main sends on
 // ping, the partner receives and answers on pong, main receives; ns per

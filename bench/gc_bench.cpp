@@ -15,21 +15,11 @@
 #include <stdexcept>
 #include <vector>
 
+#include "bench_util.hpp"
+
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-void in_goro(benchmark::State& state, const goro::Options& opt, const std::function<void()>& body) {
-  try {
-    goro::run(opt, body);
-  } catch (const std::exception& e) {
-    state.SkipWithError(e.what());
-  }
-}
+using namespace goro_bench;
 
 struct obj16 {
   obj16* next;

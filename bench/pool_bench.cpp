@@ -28,6 +28,8 @@
 #include <functional>
 #include <goro/goro.hpp>
 
+#include "bench_util.hpp"
+
 namespace goro::detail {
 // pool/pool.hpp: poolCleanup drops primaries instead of keeping victims.
 void pool_set_victim_enabled_for_test(bool on);
@@ -35,25 +37,7 @@ void pool_set_victim_enabled_for_test(bool on);
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-void in_goro(benchmark::State& state, const goro::Options& opt, const std::function<void()>& body) {
-  try {
-    goro::run(opt, body);
-  } catch (const std::exception& e) {
-    state.SkipWithError(e.what());
-  }
-}
-
-void count_iterations(benchmark::State& state, double el) {
-  for (auto _ : state) {
-  }
-  state.SetIterationTime(el);
-}
+using namespace goro_bench;
 
 struct PoolObj {
   unsigned char buf[64];

@@ -35,24 +35,13 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.hpp"
+
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using namespace goro_bench;
+
 using namespace std::chrono_literals;
-
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-// in_goro runs body as goro's main goroutine; a failure is reported as the
-// benchmark's error instead of ending the program.
-void in_goro(benchmark::State& state, const goro::Options& opt, const std::function<void()>& body) {
-  try {
-    goro::run(opt, body);
-  } catch (const std::exception& e) {
-    state.SkipWithError(e.what());
-  }
-}
 
 // spawn — mirrors benchSpawn: 1M × go func(){ wg.Done() }, wg.Wait(); ns per
 // goroutine (creating, running and finishing it). One iteration spawns one

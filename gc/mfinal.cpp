@@ -87,19 +87,22 @@ void runfinq() {
     fing = getg();
   }
   for (;;) {
-    // A destructor is user code: a long one may have lost the P to the
-    // preemption signal; take one back before touching the scheduler.
-    safepoint(getg());
-    finlock.lock();
-    if (finq.empty()) {
-      fingwait = true;
-      gopark(unlock_mutex, &finlock, WaitReason::gc_finalizer_wait);
-      continue;
+    void* slot;
+    {
+      // Runtime code between destructors (which are user code and run
+      // outside): opening the Entry takes back a P a long destructor lost.
+      Entry e("goro finalizer goroutine");
+      finlock.lock();
+      if (finq.empty()) {
+        fingwait = true;
+        gopark(unlock_mutex, &finlock, WaitReason::gc_finalizer_wait);
+        continue;
+      }
+      slot = finq.back();
+      finq.pop_back();
+      fincur = slot;
+      finlock.unlock();
     }
-    void* slot = finq.back();
-    finq.pop_back();
-    fincur = slot;
-    finlock.unlock();
     auto* hdr = static_cast<std::uintptr_t*>(slot);
     const auto fn = reinterpret_cast<DtorFn>(hdr[0]);
     fn(static_cast<char*>(slot) + dtorHeader, hdr[1]);

@@ -100,9 +100,6 @@ void gc_cycle_locked(bool forced) {
   gc_owner.store(getg(), std::memory_order_relaxed);
   const std::int64_t t0 = nanotime();
   finish_sweep();
-  // Sweeping calls into the sanitizers' runtime and madvise: the preemption
-  // signal may have taken our P meanwhile. Get one back before stopping.
-  safepoint(getg());
   // main has returned: the other Ms are leaving and would never stop.
   if (rt()->sched.exiting.load(std::memory_order_acquire)) {
     gc_owner.store(nullptr, std::memory_order_relaxed);
@@ -169,8 +166,8 @@ void forcegchelper() {
     std::lock_guard<Lock> lk(fglock);
     fg = getg();
   }
+  Entry e("goro forcegc helper");  // runtime code throughout; parks inside
   for (;;) {
-    safepoint(getg());
     fglock.lock();
     fg_idle = true;
     gopark(unlock_mutex, &fglock, WaitReason::force_gc_idle);
@@ -202,8 +199,9 @@ void gc_start_workers() {
 
 // gc_maybe_trigger runs a cycle if the heap reached its goal (gcTrigger.test).
 void gc_maybe_trigger() {
-  M* m = getm();
-  if (m->p == nullptr || m->locks > 0) {
+  G* g = getg();
+  M* m = g->m;
+  if (m->p == nullptr || holdslocks(g)) {
     return;  // cannot stop the world from here
   }
   if (!workers_started.load(std::memory_order_relaxed)) gc_start_workers();
@@ -322,8 +320,7 @@ namespace goro::gc {
 using namespace goro::detail;
 
 void collect() {
-  require_g("goro::gc::collect");
-  safepoint(getg());  // user code before us may have lost the P to the preemption signal
+  Entry e("goro::gc::collect");
   semacquire(&gcsema, false, WaitReason::gc_stop_the_world);
   gc_cycle_locked(true);
   semrelease(&gcsema, false);
@@ -359,10 +356,8 @@ void unregister_cleanup(HookId id) {
 }
 
 Stats stats() {
-  require_g("goro::gc::stats");
-  safepoint(getg());
+  Entry e("goro::gc::stats");
   semacquire(&gcsema, false, WaitReason::gc_stop_the_world);
-  safepoint(getg());
   stop_the_world("ReadMemStats");
   gc_noplock_acquire();
   mcache_flush_all_stats();

@@ -46,7 +46,7 @@
 #include <thread>
 
 #include "gc/malloc.hpp"
-#include "runtime/config.hpp"
+#include "sched/config.hpp"
 #include "sched/proc.hpp"
 
 namespace goro::detail {

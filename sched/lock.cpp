@@ -34,11 +34,10 @@ void Lock::unlock_slow() {
 // The ranks held by this thread, innermost last. Locks are never held across
 // a park, so per thread is per M is exact.
 namespace {
-[[gnu::tls_model("initial-exec")]] thread_local LockRank held[16];
-[[gnu::tls_model("initial-exec")]] thread_local int nheld = 0;
-}  // namespace
+[[maybe_unused]] [[gnu::tls_model("initial-exec")]] thread_local LockRank held[16];
+[[maybe_unused]] [[gnu::tls_model("initial-exec")]] thread_local int nheld = 0;
 
-void Lock::rank_acquire(LockRank r) {
+[[maybe_unused]] void rank_acquire(LockRank r) {
   if (nheld > 0) {
     LockRank top = held[nheld - 1];
     const bool same_ok = r == LockRank::hchan && top == LockRank::hchan;
@@ -53,7 +52,7 @@ void Lock::rank_acquire(LockRank r) {
   nheld++;
 }
 
-void Lock::rank_release(LockRank r) {
+[[maybe_unused]] void rank_release(LockRank r) {
   // Release order need not be LIFO (select unlocks in reverse address
   // order anyway); drop the innermost entry of that rank.
   for (int i = (nheld < 16 ? nheld : 16) - 1; i >= 0; i--) {
@@ -63,7 +62,34 @@ void Lock::rank_release(LockRank r) {
       return;
     }
   }
-  fatal("unlock of a runtime lock that is not held");
+  char buf[160];
+  int n = std::snprintf(buf, sizeof buf, "unlock of a runtime lock that is not held (rank %d; held:",
+                        static_cast<int>(r));
+  for (int i = 0; i < nheld && i < 16 && n < 140; i++)
+    n += std::snprintf(buf + n, sizeof buf - n, " %d", static_cast<int>(held[i]));
+  std::snprintf(buf + n, sizeof buf - n, ")");
+  fatal(buf);
+}
+}  // namespace
+
+// Threads without an M (the GC's mark helpers) take runtime locks too; they
+// have no P to lose, so only the rank is checked there.
+void Lock::lock_enter(LockRank r) {
+  if (M* m = getm()) acquirem(m);
+#ifndef NDEBUG
+  rank_acquire(r);
+#else
+  (void)r;
+#endif
+}
+
+void Lock::lock_exit(LockRank r) {
+#ifndef NDEBUG
+  rank_release(r);
+#else
+  (void)r;
+#endif
+  if (M* m = getm()) releasem(m);
 }
 
 }  // namespace goro::detail

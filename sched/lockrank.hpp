@@ -1,26 +1,42 @@
 // lockrank.hpp — the runtime's locks and the one order they are taken in
-// (Go's lockrank.go, much smaller).
+// (Go's lockrank.go, much smaller). This table is the only place the order
+// is written; every other comment about lock order points here.
 //
 // Lock is a futex mutex for runtime-internal state (Go's runtime.mutex). It
-// differs from std::mutex in one way that matters here: a goroutine may take
-// it and its M's g0 release it, after the goroutine's context is saved
-// (gopark's unlock function) — same thread, other stack. Sanitizers that
-// track "the owner thread" of a std::mutex by fiber would call that a bug;
-// this lock is only atomics, which they understand.
+// differs from std::mutex in two ways that matter here:
+//   - a goroutine may take it and its M's g0 release it, after the
+//     goroutine's context is saved (gopark's unlock function) — same thread,
+//     other stack. Sanitizers that track "the owner thread" of a std::mutex
+//     by fiber would call that a bug; this lock is only atomics;
+//   - while it is held, the M's `locks` counter is raised, as Go's lock2
+//     does (gp.m.locks++): the preemption signal never takes the P of an M
+//     that holds a runtime lock (sched/preempt.cpp), so a user callback run
+//     under a lock (a channel element's move constructor) cannot lose the P
+//     and then invert the order below by taking sched.lock.
+// No runtime code uses std::mutex: nothing would check its order, and it
+// does not raise m.locks.
 //
 // The order. A lock may be taken only while every lock already held has a
 // lower rank (equal ranks only where marked: channel locks, taken in address
-// order by select). Debug builds check it on every acquisition.
+// order by select; the GC's per-span-class central lists, one at a time but
+// sweeping may hold two). Debug builds check it on every acquisition.
 //
-//     sched (sched.lock)            10
-//     gfree (sched.gFreeLock)       15   leaf
-//     timers (p.timers.lock)        20
-//     hchan (a channel's lock)      30   several, in address order
-//     sema (a semaphore root)       40
-//     allg (allglock)               50   leaf
+//   rank  lock                                 file                 notes
+//   ----  -----------------------------------  -------------------  ----------------
+//     10  sched       sched.lock               sched/runtime2.hpp
+//     15  gfree       sched.gFreeLock          sched/runtime2.hpp   leaf
+//     20  timers      p.timers.lock            sched/timer.hpp      timer fns run
+//                                                                   under it (send
+//                                                                   on a Ticker's
+//                                                                   channel: hchan)
+//     30  hchan       a channel's lock         runtime/hchan.hpp    several, address order
+//     35  notifylist  a Cond's ticket list     runtime/cond.cpp     taken alone
+//     40  sema        a semaphore root         sched/sema.cpp
+//     45  timerfree   time.Timer free list     runtime/time.cpp     leaf
+//     50  allg        allglock                 sched/proc.hpp       leaf
 //
 // Never held across a park: a goroutine that parks holds at most the one
-// lock its unlock function releases.
+// lock its unlock function releases (on g0, after the switch).
 #pragma once
 
 #include <atomic>
@@ -33,7 +49,9 @@ enum class LockRank : std::uint8_t {
   gfree = 15,
   timers = 20,
   hchan = 30,
+  notifylist = 35,
   sema = 40,
+  timerfree = 45,
   allg = 50,
 };
 
@@ -44,32 +62,34 @@ class Lock {
   Lock& operator=(const Lock&) = delete;
 
   void lock() {
-#ifndef NDEBUG
-    rank_acquire(rank_);
-#endif
+    lock_enter(rank_);  // m.locks++ first: held means not preemptible
     std::uint32_t z = 0;
     if (!key_.compare_exchange_strong(z, 1, std::memory_order_acquire)) lock_slow();
   }
   bool try_lock() {
     std::uint32_t z = 0;
-    if (!key_.compare_exchange_strong(z, 1, std::memory_order_acquire)) return false;
-#ifndef NDEBUG
-    rank_acquire(rank_);
-#endif
+    if (key_.load(std::memory_order_relaxed) != 0 ||
+        !key_.compare_exchange_strong(z, 1, std::memory_order_acquire))
+      return false;
+    lock_enter(rank_);
     return true;
   }
   void unlock() {
-#ifndef NDEBUG
-    rank_release(rank_);
-#endif
+    // rank_ is read first: once the key is released the Lock may be freed
+    // (a channel whose last reference a woken goroutine drops).
+    const LockRank r = rank_;
     if (key_.exchange(0, std::memory_order_release) == 2) unlock_slow();
+    lock_exit(r);  // m.locks-- last
   }
 
  private:
   void lock_slow();
   void unlock_slow();
-  static void rank_acquire(LockRank r);
-  static void rank_release(LockRank r);
+  // lock_enter raises the calling M's locks (when the thread has an M) and,
+  // in debug builds, checks the rank against the locks this thread holds;
+  // lock_exit undoes both.
+  static void lock_enter(LockRank r);
+  static void lock_exit(LockRank r);
 
   std::atomic<std::uint32_t> key_{0};  // 0 free, 1 locked, 2 locked with waiters
   LockRank rank_;

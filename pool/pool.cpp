@@ -374,10 +374,4 @@ void pool_counts_for_test(std::size_t* all, std::size_t* old) {
   *old = oldPools.size();
 }
 
-poolLocal* pool_local_for_test(pool* p, int pid) {
-  const std::size_t s = p->localSize.load(std::memory_order_acquire);
-  poolLocal* l = p->local.load(std::memory_order_acquire);
-  return std::size_t(pid) < s ? indexLocal(l, std::size_t(pid)) : nullptr;
-}
-
 }  // namespace goro::detail

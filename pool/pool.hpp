@@ -63,14 +63,6 @@ void poolCleanup();
 
 // ---- test and benchmark hooks ---------------------------------------------
 
-// PoolAccess gives tests, benchmarks and the demo the type-erased pool behind
-// a goro::Pool<T>.
-struct PoolAccess {
-  template <class T>
-  static pool* impl(Pool<T>& p) {
-    return p.p_;
-  }
-};
 
 // pool_cleanup_stw_for_test stops the world, runs poolCleanup and starts the
 // world: one GC cycle as far as pools are concerned, without the collector.
@@ -81,7 +73,5 @@ void pool_cleanup_stw_for_test();
 void pool_set_victim_enabled_for_test(bool on);
 // pool_counts_for_test: the lengths of allPools and oldPools.
 void pool_counts_for_test(std::size_t* all, std::size_t* old);
-// pool_local_for_test: p's local for P id pid, or nullptr (no concurrent use).
-poolLocal* pool_local_for_test(pool* p, int pid);
 
 }  // namespace goro::detail

@@ -75,13 +75,6 @@ namespace goro::detail {
 
 namespace {
 
-// chanparkcommit is gopark's unlock function for a channel operation: it
-// runs on g0 once the parked G's context is saved.
-bool chanparkcommit(G*, void* lock) {
-  static_cast<Lock*>(lock)->unlock();
-  return true;
-}
-
 // block_forever parks the G with nothing that will ever ready it: a send or
 // receive on a nil channel. The deadlock detector reports it if nothing else
 // can run.
@@ -245,7 +238,7 @@ bool chansend(HchanBase* c, void* ep, bool block) {
   mysg.c = c;
   gp->param = nullptr;
   c->sendq.enqueue(&mysg);
-  gopark(chanparkcommit, &c->lock, WaitReason::chan_send);
+  goparkunlock(&c->lock, WaitReason::chan_send);  // Go: chanparkcommit
 
   gp = getg();
   if (gp->param != &mysg) fatal("chansend: woken by a stranger");
@@ -293,7 +286,7 @@ bool chanrecv(HchanBase* c, void* ep, bool block) {
   mysg.c = c;
   gp->param = nullptr;
   c->recvq.enqueue(&mysg);
-  gopark(chanparkcommit, &c->lock, WaitReason::chan_receive);
+  goparkunlock(&c->lock, WaitReason::chan_receive);
 
   gp = getg();
   if (gp->param != &mysg) fatal("chanrecv: woken by a stranger");

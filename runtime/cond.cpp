@@ -40,8 +40,8 @@ namespace {
 
 // The lists' locks, hashed by address as sema.cpp's roots are, so that a
 // Cond carries no runtime types in the public header. Each is taken alone
-// (the waiter releases it in gopark; notifiers drop it before goready), so
-// the semaphore's rank fits.
+// (the waiter releases it in gopark; notifiers drop it before goready):
+// rank notifylist (sched/lockrank.hpp).
 struct alignas(64) NotifyLock {
   Lock lock{LockRank::notifylist};
 };
@@ -55,11 +55,6 @@ Lock& notifylock(const NotifyList* l) {
 // less reports whether ticket a comes before b, wrap-around included.
 bool less(std::uint32_t a, std::uint32_t b) {
   return static_cast<std::int32_t>(a - b) < 0;
-}
-
-bool unlock_notify(G*, void* lk) {
-  static_cast<Lock*>(lk)->unlock();
-  return true;
 }
 
 }  // namespace
@@ -86,7 +81,7 @@ void NotifyList::wait_ticket(std::uint32_t t) {
   else
     tail->next = &s;
   tail = &s;
-  gopark(unlock_notify, &lk, WaitReason::sync_cond_wait);
+  goparkunlock(&lk, WaitReason::sync_cond_wait);
 }
 
 void NotifyList::notify_one() {

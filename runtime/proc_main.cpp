@@ -130,7 +130,7 @@ void run(const Options& opt, std::function<void()> main_fn) {
   {
     r->main_g = newproc_main(r.get(), m0, &main_fn);
   }
-  mstart0(m0);
+  mstart(m0);
   teardown(r.get());
   gc_teardown(r.get());
   std::exception_ptr exc = r->main_exception;

@@ -81,7 +81,8 @@ struct TimeTimer {
 namespace {
 
 // The free list and the list of every TimeTimer ever made (which keeps
-// abandoned ones reachable for leak checkers). freelock is taken alone.
+// abandoned ones reachable for leak checkers). freelock: rank timerfree
+// (sched/lockrank.hpp).
 Lock freelock{LockRank::timerfree};
 TimeTimer* freetimers = nullptr;
 TimeTimer* alltimers = nullptr;
@@ -142,7 +143,7 @@ void sendtime(void* arg, std::uintptr_t seq) {
     t->users.fetch_sub(1, std::memory_order_release);
     return;
   }
-  nbsend(ChanAccess::hchan(t->c), from_nanotime(nanotime()));
+  nbsend(hchan_of(t->c), from_nanotime(nanotime()));
   const bool self_retire = t->self_retire;
   t->users.fetch_sub(1, std::memory_order_release);
   if (self_retire) {

@@ -94,19 +94,6 @@ void mput(Runtime* r, M* m);
 M* mget(Runtime* r);
 void checkdead(Runtime* r);
 
-void mstart(Runtime* r, M* m) {
-  m->tid = pthread_self();
-  set_tls_m(m);
-  fiber_init_thread(m->g0);
-  SignalStack altstack;
-  if (m->nextp != nullptr) {
-    P* p = m->nextp;
-    m->nextp = nullptr;
-    acquirep(m, p);
-  }
-  schedule(r, m);
-  set_tls_m(nullptr);
-}
 
 // newm starts a thread for a new M that will run p (sched.lock held; the
 // thread itself is started by the caller after unlocking, see startm).
@@ -131,9 +118,9 @@ M* newm_locked(Runtime* r, P* p, bool spinning) {
   return m;
 }
 
-void newm_start(Runtime* r, M* m) {
+void newm_start(Runtime*, M* m) {
   try {
-    m->thread = std::thread(mstart, r, m);
+    m->thread = std::thread([m] { mstart(m); });
   } catch (const std::system_error&) {
     fatal("newosproc: failed to create new OS thread");
   }
@@ -148,11 +135,19 @@ M* new_m0(Runtime* r) {
   return m;
 }
 
-void mstart0(M* m) {
+// mstart is the body of every M's thread, m0 (run()'s own thread) included:
+// take the P it was started for, if any, and run the scheduler loop until
+// the runtime exits.
+void mstart(M* m) {
   m->tid = pthread_self();
   set_tls_m(m);
   fiber_init_thread(m->g0);
   SignalStack altstack;
+  if (m->nextp != nullptr) {
+    P* p = m->nextp;
+    m->nextp = nullptr;
+    acquirep(m, p);
+  }
   schedule(rt(), m);
   set_tls_m(nullptr);
 }

@@ -34,6 +34,7 @@
 //     40  sema        a semaphore root         sched/sema.cpp
 //     45  timerfree   time.Timer free list     runtime/time.cpp     leaf
 //     50  allg        allglock                 sched/proc.hpp       leaf
+//     55  stackalloc  the stack slab allocator StackAllocator::mu_ leaf (stack.hpp)
 //
 // Never held across a park: a goroutine that parks holds at most the one
 // lock its unlock function releases (on g0, after the switch).
@@ -53,6 +54,7 @@ enum class LockRank : std::uint8_t {
   sema = 40,
   timerfree = 45,
   allg = 50,
+  stackalloc = 55,
 };
 
 class Lock {

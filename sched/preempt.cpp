@@ -151,14 +151,7 @@ void on_preempt(int, siginfo_t*, void* uctx) {
   m->p = nullptr;
   p->status.store(Pstatus::syscall, std::memory_order_seq_cst);
   rt()->sched.nhogs.fetch_add(1, std::memory_order_relaxed);
-  Runtime* r = rt();
-  if (r->sched.gcwaiting.load(std::memory_order_seq_cst)) {
-    std::lock_guard<Lock> lk(r->sched.lock);
-    Pstatus st = Pstatus::syscall;
-    if (p->status.compare_exchange_strong(st, Pstatus::gcstop)) {
-      if (--r->sched.stopwait == 0) r->sched.stopnote.wakeup();
-    }
-  }
+  entersyscall_gcwait(p);
   errno = saved_errno;
 }
 

@@ -386,6 +386,15 @@ void gopark(bool (*unlockf)(G*, void*), void* lock, WaitReason reason) {
   // Resumed, possibly on another M.
 }
 
+namespace {
+bool parkunlock(G*, void* lock) {
+  static_cast<Lock*>(lock)->unlock();
+  return true;
+}
+}  // namespace
+
+void goparkunlock(Lock* lock, WaitReason reason) { gopark(parkunlock, lock, reason); }
+
 void goready(G* g) {
   M* m = getm();
   casgstatus(g, Gstatus::waiting, Gstatus::runnable);

@@ -61,7 +61,7 @@ M* getm();
 
 // Lifecycle (proc.cpp).
 void schedinit(Runtime* r);
-void mstart0(M* m);        // run the scheduler loop on the calling thread
+void mstart(M* m);         // run the scheduler loop on the calling thread
 void schedteardown(Runtime* r);
 
 // Goroutine creation and exit.
@@ -72,6 +72,10 @@ void newproc_start(G* g, const Closure* fn, const std::source_location& where);
 // returns false the G resumes at once. Otherwise it stays _Gwaiting until
 // some goready(g). Must be called on a goroutine.
 void gopark(bool (*unlockf)(G*, void*), void* lock, WaitReason reason);
+// goparkunlock parks with lock held; g0 releases it once the G is saved
+// (Go's goparkunlock: the unlock function every "wait on a queue guarded by
+// a lock" uses).
+void goparkunlock(Lock* lock, WaitReason reason);
 // goready makes a _Gwaiting G runnable, next on the current P (runnext).
 // Callable from a goroutine or from g0 with a P.
 void goready(G* g);
@@ -162,6 +166,7 @@ int suspend_hogs(M** out, int max);
 void resume_hogs(M** ms, int n);
 void reacquirep(G* g);             // a safepoint after the signal took our P
 G* exitsyscall0(Runtime* r, M* m, G* g);   // syscall.cpp
+void entersyscall_gcwait(P* p);    // hand p, just marked _Psyscall, to a pending stop-the-world
 void stoplockedm(Runtime* r, M* m);
 void startlockedm(Runtime* r, M* m, G* g);
 void notify_sysmon();

@@ -252,7 +252,7 @@ inline void releasem(M* m) {
 struct Sched {
   std::atomic<std::uint64_t> goidgen{0};
   // lock guards: midle, nmidle, pidle, runq, gFree, stopwait and the
-  // M list; it is the outermost runtime lock.
+  // M list. Its place in the lock order: lockrank.hpp.
   Lock lock{LockRank::sched};
   M* midle = nullptr;
   int nmidle = 0;

@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <mutex>
 #include <cstdlib>
 
 #include "sched/sanitizers.hpp"
@@ -95,7 +96,7 @@ void StackAllocator::new_slab() {
 }
 
 char* StackAllocator::alloc() {
-  std::lock_guard<std::mutex> lk(mu_);
+  std::lock_guard<Lock> lk(mu_);
   if (next_ == end_) new_slab();
   char* slot = next_;
   next_ += slot_;
@@ -114,7 +115,7 @@ bool StackAllocator::in_guard(const void* addr) const {
 }
 
 void StackAllocator::release_all() {
-  std::lock_guard<std::mutex> lk(mu_);
+  std::lock_guard<Lock> lk(mu_);
   for (auto& [base, len] : slabs_) {
 #if GORO_ASAN
     __asan_unpoison_memory_region(base, len);

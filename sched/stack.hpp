@@ -28,8 +28,9 @@
 
 #include <cstddef>
 #include <atomic>
-#include <mutex>
 #include <vector>
+
+#include "sched/lockrank.hpp"
 
 namespace goro::detail {
 
@@ -55,7 +56,7 @@ class StackAllocator {
  private:
   void new_slab();
 
-  std::mutex mu_;  // guards the fields below (a leaf lock)
+  Lock mu_{LockRank::stackalloc};  // guards the fields below
   std::size_t guard_ = 0;
   std::size_t slot_ = 0;
   std::size_t slab_ = 0;

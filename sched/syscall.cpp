@@ -38,15 +38,19 @@ void entersyscall() {
   m->oldp = p;
   m->p = nullptr;
   p->status.store(Pstatus::syscall, std::memory_order_seq_cst);
-  // A stop-the-world that counted this P as running before we marked it
-  // would wait for us for the whole call: give the P to it now.
+  entersyscall_gcwait(p);
+}
+
+// entersyscall_gcwait: a stop-the-world that counted p as running before it
+// was marked _Psyscall would wait for its goroutine for the whole call: give
+// p to it now. (Also the preemption signal handler's last step.)
+void entersyscall_gcwait(P* p) {
   Runtime* r = rt();
-  if (r->sched.gcwaiting.load(std::memory_order_seq_cst)) {
-    std::lock_guard<Lock> lk(r->sched.lock);
-    Pstatus st = Pstatus::syscall;
-    if (p->status.compare_exchange_strong(st, Pstatus::gcstop)) {
-      if (--r->sched.stopwait == 0) r->sched.stopnote.wakeup();
-    }
+  if (!r->sched.gcwaiting.load(std::memory_order_seq_cst)) return;
+  std::lock_guard<Lock> lk(r->sched.lock);
+  Pstatus st = Pstatus::syscall;
+  if (p->status.compare_exchange_strong(st, Pstatus::gcstop)) {
+    if (--r->sched.stopwait == 0) r->sched.stopnote.wakeup();
   }
 }
 

@@ -34,7 +34,7 @@ void expect_panic(F&& fn, const std::string& msg) {
 // how a test knows, without sleeping, that they have really blocked.
 template <class T>
 int waiting(const Chan<T>& ch, bool send) {
-  detail::HchanBase* c = detail::ChanAccess::hchan(ch);
+  detail::HchanBase* c = detail::hchan_of(ch);
   std::lock_guard<detail::Lock> lk(c->lock);
   int n = 0;
   for (detail::Sudog* s = (send ? c->sendq : c->recvq).first; s != nullptr; s = s->next) n++;

@@ -21,6 +21,7 @@
 
 #include "goro/gc.hpp"
 #include "pool/gc_seam.hpp"
+#include "runtime/access.hpp"
 #include "pool/pool.hpp"
 #include "test_util.hpp"
 
@@ -128,7 +129,7 @@ TEST_P(PoolTest, VictimKeepsObjectsForOneCycle) {
     p.put(a);
     cycle();
     getSource src;
-    auto* impl = detail::PoolAccess::impl(p);
+    auto* impl = detail::Access::impl(p);
     EXPECT_EQ(detail::pool_get_traced(impl, &src), a);
     EXPECT_TRUE(src == getSource::victimPrivate || src == getSource::victimShared)
         << detail::getSourceName(src);

@@ -10,24 +10,15 @@
 #include <stdexcept>
 #include <vector>
 
+#include "runtime/access.hpp"
 #include "sched/nanotime.hpp"
 #include "test_util.hpp"
-
-namespace goro::detail {
-// SyncTestAccess reads the state words the tests assert on.
-struct SyncTestAccess {
-  static std::int32_t state(const Mutex& m) { return m.state_.load(std::memory_order_relaxed); }
-  static std::int32_t reader_count(const RWMutex& rw) {
-    return rw.readerCount_.load(std::memory_order_acquire);
-  }
-};
-}  // namespace goro::detail
 
 namespace goro::test {
 namespace {
 
 using namespace std::chrono_literals;
-using detail::SyncTestAccess;
+using SyncTestAccess = detail::Access;  // the state words the tests assert on
 
 class Sync : public ProcsTest {};
 GORO_INSTANTIATE_PROCS(Sync);

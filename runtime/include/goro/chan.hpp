@@ -84,13 +84,10 @@ void closechan(HchanBase* c);
 std::size_t chanlen(const HchanBase* c) noexcept;
 std::size_t chancap(const HchanBase* c) noexcept;
 
-// ChanAccess lets select reach a Chan's core without making it public API.
-struct ChanAccess {
-  template <class T>
-  static HchanBase* hchan(const Chan<T>& ch) noexcept {
-    return ch.c_;
-  }
-};
+// hchan_of is select's view of a Chan's core (select.hpp builds its cases
+// from it); not public API.
+template <class T>
+HchanBase* hchan_of(const Chan<T>& ch) noexcept;
 
 }  // namespace detail
 
@@ -190,7 +187,8 @@ class Chan {
   std::default_sentinel_t end() const noexcept { return {}; }
 
  private:
-  friend struct detail::ChanAccess;
+  template <class U>
+  friend detail::HchanBase* detail::hchan_of(const Chan<U>& ch) noexcept;
   template <class U>
   friend Chan<U> make_chan(std::size_t cap);
 
@@ -210,5 +208,12 @@ template <class T>
 Chan<T> make_chan(std::size_t cap = 0) {
   return Chan<T>(detail::makechan(&detail::ChanTypeOf<T>::type, cap));
 }
+
+namespace detail {
+template <class T>
+HchanBase* hchan_of(const Chan<T>& ch) noexcept {
+  return ch.c_;
+}
+}  // namespace detail
 
 }  // namespace goro

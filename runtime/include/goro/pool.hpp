@@ -22,7 +22,7 @@ namespace goro {
 
 namespace detail {
 struct pool;        // pool/pool.hpp
-struct PoolAccess;  // tests and benchmarks reach the type-erased pool
+struct Access;      // the runtime's own view of API objects' internals (runtime/access.hpp)
 pool* pool_new();
 void pool_delete(pool* p);
 void* pool_get(pool* p);          // nullptr when every cache is empty
@@ -55,7 +55,7 @@ class Pool {
   }
 
  private:
-  friend struct detail::PoolAccess;
+  friend struct detail::Access;
   detail::pool* p_;
   std::function<T*()> new_fn_;
 };

@@ -53,7 +53,7 @@ struct RecvCase {
   std::optional<T> val;
 
   void prepare(Scase& s) {
-    s.c = ChanAccess::hchan(ch);
+    s.c = hchan_of(ch);
     s.elem = &val;
     s.send = false;
   }
@@ -82,7 +82,7 @@ struct SendCase {
   F fn;
 
   void prepare(Scase& s) {
-    s.c = ChanAccess::hchan(ch);
+    s.c = hchan_of(ch);
     s.elem = &val;
     s.send = true;
   }

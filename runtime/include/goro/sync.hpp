@@ -43,7 +43,7 @@ class WaitGroup {
 namespace goro {
 
 namespace detail {
-struct SyncTestAccess;  // the tests' view of the state words
+struct Access;  // the runtime's own view of API objects' internals (runtime/access.hpp)
 }
 
 // Mutex is a mutual exclusion lock (sync.Mutex); the zero value is unlocked.
@@ -78,7 +78,7 @@ class Mutex {
   static constexpr int mutexWaiterShift = 3;        // the rest counts the parked waiters
 
  private:
-  friend struct detail::SyncTestAccess;
+  friend struct detail::Access;
   void lock_slow();
   void unlock_slow(std::int32_t n);
 
@@ -107,7 +107,7 @@ class RWMutex {
   static constexpr std::int32_t rwmutexMaxReaders = 1 << 30;
 
  private:
-  friend struct detail::SyncTestAccess;
+  friend struct detail::Access;
   Mutex w_;                                  // held by a writer, pending or inside
   std::atomic<std::uint32_t> writerSem_{0};  // the writer waits here for departing readers
   std::atomic<std::uint32_t> readerSem_{0};  // readers wait here for the writer to finish

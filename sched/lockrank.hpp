@@ -8,19 +8,35 @@
 // track "the owner thread" of a std::mutex by fiber would call that a bug;
 // this lock is only atomics, which they understand.
 //
-// The order. A lock may be taken only while every lock already held has a
-// lower rank (equal ranks only where marked: channel locks, taken in address
-// order by select). Debug builds check it on every acquisition.
+// The order: THE table of every runtime lock. A lock may be taken only while
+// every lock already held has a lower rank (equal ranks only where marked
+// "several": channel locks, taken in address order by select; the root
+// registry's shards, taken in index order by the collector). Debug builds
+// check it on every acquisition (lock.cpp). Every other comment about lock
+// order in the tree points here instead of restating it.
 //
-//     sched (sched.lock)            10
-//     gfree (sched.gFreeLock)       15   leaf
-//     timers (p.timers.lock)        20
-//     hchan (a channel's lock)      30   several, in address order
-//     sema (a semaphore root)       40
-//     allg (allglock)               50   leaf
+//     noplock (mheap_.noplock)      5   gc: P-less allocation; the collector
+//                                       holds it from stop to start the world
+//     hooks (the cleanup hooks)     6   held while the hooks run (mgc.cpp)
+//     pool (poolsLock)              7   sync.Pool; taken in its cleanup hook
+//     sched (sched.lock)           10   also under noplock (suspend_hogs)
+//     gfree (sched.gFreeLock)      15   leaf
+//     timers (p.timers.lock)       20
+//     hchan (a channel's lock)     30   several, in address order
+//     sema (a semaphore root)      40
+//     finalizer (finlock)          45   the root scan: finlock -> allg -> roots
+//     allg (allglock)              50
+//     rootkeys (gc_add_root's map) 55   held while linking its node
+//     roots (a root shard)         60   several, in index order (the root scan)
+//     mcentral (mcentral.lock)     70   one at a time
+//     heap (mheap_.lock)           75
+//     sweep (the sweeper's lock)   80   leaf
+//     forcegc (forcegc.lock)       82   leaf
+//     gcwork (work.full's lock)    90   leaf; also on mark helper threads
 //
 // Never held across a park: a goroutine that parks holds at most the one
-// lock its unlock function releases.
+// lock its unlock function releases. Semaphores that park (gcsema,
+// worldsema) are therefore not in the table: they are taken with no lock held.
 #pragma once
 
 #include <atomic>
@@ -29,12 +45,23 @@
 namespace goro::detail {
 
 enum class LockRank : std::uint8_t {
+  noplock = 5,
+  hooks = 6,
+  pool = 7,
   sched = 10,
   gfree = 15,
   timers = 20,
   hchan = 30,
   sema = 40,
+  finalizer = 45,
   allg = 50,
+  rootkeys = 55,
+  roots = 60,
+  mcentral = 70,
+  heap = 75,
+  sweep = 80,
+  forcegc = 82,
+  gcwork = 90,
 };
 
 class Lock {

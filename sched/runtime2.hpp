@@ -35,9 +35,7 @@
 //     consume from its head (runqget/runqsteal) with a CAS.
 //   - p.status == _Prunning  <=>  p.m != nullptr and p.m.p == p.
 //   - nmspinning counts Ms with m.spinning set; it never goes negative.
-//   - Lock order (checked in debug builds, lockrank.hpp):
-//       sched.lock > p.timersLock > sema root lock
-//     allglock is a leaf taken alone.
+//   - Lock order: the one table in lockrank.hpp (checked in debug builds).
 #pragma once
 
 #include <pthread.h>
@@ -60,6 +58,7 @@ namespace goro::detail {
 
 struct M;
 struct P;
+struct mcache;  // gc/malloc.hpp
 
 // G status, as Go's _G* constants. Transitions (checked by casgstatus in
 // debug builds):
@@ -100,6 +99,7 @@ enum class WaitReason : std::uint8_t {
   sync_cond_wait,
   wait_group_wait,
   gc_finalizer_wait,
+  gc_sweep_wait,
   force_gc_idle,
   gc_stop_the_world,
   preempted,
@@ -181,8 +181,8 @@ struct alignas(64) P {
 
   Timers timers;  // sleeping goroutines and runtime timers, per P as in Go 1.14
 
-  // Room for the per-P state later subsystems hang here (mcache, pool pin).
-  void* mcache = nullptr;
+  // The P's allocation cache (gc/malloc.hpp), made on its first allocation.
+  detail::mcache* mcache = nullptr;
 };
 
 // M is an OS thread.

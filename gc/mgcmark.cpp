@@ -215,13 +215,24 @@ GORO_NO_SANITIZE void scan_g(const mheap& h, gcWork& w, G* g, G* self) {
   scanblock(h, w, lo, hi);
 }
 
-// scan_self scans the collecting goroutine's own stack from here up, after
-// forcing its callee-saved registers into this frame.
+// scan_self_from scans the collecting goroutine's stack from its own frame
+// up: every live frame above it, and nothing below. Not below: the stack
+// under the collector's frames holds the dead frames of its last mark
+// (drain's prefetch ring, greyobject's arguments), and scanning them would
+// keep last cycle's grey objects alive for ever, each mark writing them back
+// to the same slots.
+[[gnu::noinline]] GORO_NO_SANITIZE void scan_self_from(const mheap& h, gcWork& w, G* self) {
+  void* volatile here = nullptr;
+  scanblock(h, w, reinterpret_cast<std::uintptr_t>(&here),
+            reinterpret_cast<std::uintptr_t>(self->fiber.stack_hi));
+}
+
+// scan_self scans the collecting goroutine's own stack after forcing its
+// callee-saved registers into this frame, which scan_self_from's range covers.
 GORO_NO_SANITIZE void scan_self(const mheap& h, gcWork& w, G* self) {
   __builtin_unwind_init();
-  void* volatile sp = __builtin_frame_address(0);
-  scanblock(h, w, reinterpret_cast<std::uintptr_t>(sp) - 256,
-            reinterpret_cast<std::uintptr_t>(self->fiber.stack_hi));
+  scan_self_from(h, w, self);
+  __asm__ volatile("" ::: "memory");  // keep this frame (and its spills) live: no tail call
 }
 
 }  // namespace

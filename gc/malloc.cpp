@@ -196,15 +196,8 @@ void noplock_recent_for_each(const std::function<void(std::uintptr_t, std::uintp
 }
 
 void* mallocgc(std::size_t size, bool noscan, DtorFn dtor, std::size_t n) {
-  M* m = getm();
-  if (m == nullptr || rt() == nullptr)
-    throw Error("goro::gc::make called outside a running runtime");
-  G* g = m->curg.load(std::memory_order_relaxed);
-  if (g != nullptr && g->preempt.load(std::memory_order_relaxed) && !m->in_blocking &&
-      m->locks == 0) {
-    safepoint_slow();  // lets a pending stop-the-world (or GC) in
-    m = getm();
-  }
+  Entry e("goro::gc::make");  // its safepoint lets a pending stop-the-world (or GC) in
+  M* m = e.m();
   std::size_t total = size + (dtor != nullptr ? dtorHeader : 0);
   if (total == 0) total = 1;
   P* p = m->p;

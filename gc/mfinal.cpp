@@ -79,19 +79,22 @@ void runfinq() {
     f.g = getg();
   }
   for (;;) {
-    // A destructor is user code: a long one may have lost the P to the
-    // preemption signal; take one back before touching the scheduler.
-    safepoint(getg());
-    f.lock.lock();
-    if (f.q.empty()) {
-      f.gwait = true;
-      gopark(unlock_mutex, &f.lock, WaitReason::gc_finalizer_wait);
-      continue;
+    void* slot;
+    {
+      // Runtime code between destructors (which are user code and run
+      // outside): opening the Entry takes back a P a long destructor lost.
+      Entry e("goro finalizer goroutine");
+      f.lock.lock();
+      if (f.q.empty()) {
+        f.gwait = true;
+        gopark(unlock_mutex, &f.lock, WaitReason::gc_finalizer_wait);
+        continue;
+      }
+      slot = f.q.back();
+      f.q.pop_back();
+      f.cur = slot;
+      f.lock.unlock();
     }
-    void* slot = f.q.back();
-    f.q.pop_back();
-    f.cur = slot;
-    f.lock.unlock();
     auto* hdr = static_cast<std::uintptr_t*>(slot);
     const auto fn = reinterpret_cast<DtorFn>(hdr[0]);
     fn(static_cast<char*>(slot) + dtorHeader, hdr[1]);

@@ -88,9 +88,6 @@ void gc_cycle_locked(bool forced) {
   work.owner.store(getg(), std::memory_order_relaxed);
   const std::int64_t t0 = nanotime();
   finish_sweep();
-  // Sweeping calls into the sanitizers' runtime and madvise: the preemption
-  // signal may have taken our P meanwhile. Get one back before stopping.
-  safepoint(getg());
   // main has returned: the other Ms are leaving and would never stop.
   if (rt()->sched.exiting.load(std::memory_order_acquire)) {
     work.owner.store(nullptr, std::memory_order_relaxed);
@@ -166,8 +163,8 @@ void forcegchelper() {
     std::lock_guard<Lock> lk(fg.lock);
     fg.g = getg();
   }
+  Entry e("goro forcegc helper");  // runtime code throughout; parks inside
   for (;;) {
-    safepoint(getg());
     fg.lock.lock();
     fg.idle = true;
     gopark(unlock_mutex, &fg.lock, WaitReason::force_gc_idle);
@@ -196,8 +193,9 @@ void gc_start_workers() {
 
 // gc_maybe_trigger runs a cycle if the heap reached its goal (gcTrigger.test).
 void gc_maybe_trigger() {
-  M* m = getm();
-  if (m->p == nullptr || m->locks > 0) {
+  G* g = getg();
+  M* m = g->m;
+  if (m->p == nullptr || holdslocks(g)) {
     return;  // cannot stop the world from here
   }
   GcState& gc = gcs();
@@ -293,8 +291,7 @@ namespace goro::gc {
 using namespace goro::detail;
 
 void collect() {
-  require_g("goro::gc::collect");
-  safepoint(getg());  // user code before us may have lost the P to the preemption signal
+  Entry e("goro::gc::collect");
   gc_run_cycle(true);
   // Like runtime.GC, return with the heap swept: the statistics are final
   // and finalizers of this cycle's garbage are queued. Memory free since
@@ -332,12 +329,10 @@ void unregister_cleanup(HookId id) {
 }
 
 Stats stats() {
-  require_g("goro::gc::stats");
-  safepoint(getg());
+  Entry e("goro::gc::stats");
   GcState& gc = gcs();
   mheap& h = gc.heap;
   semacquire(&gc.work.startSema, false, WaitReason::gc_stop_the_world);
-  safepoint(getg());
   stop_the_world("ReadMemStats");
   h.noplock.lock();
   mcache_flush_all_stats();

@@ -53,7 +53,7 @@
 
 #include "gc/malloc.hpp"
 #include "gc/mgc.hpp"
-#include "runtime/config.hpp"
+#include "sched/config.hpp"
 #include "sched/proc.hpp"
 
 namespace goro::detail {

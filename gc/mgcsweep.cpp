@@ -174,13 +174,14 @@ void bgsweep() {
     sw.g = getg();
   }
   for (;;) {
-    int n = 0;
-    while (sweepone()) {
-      if (++n % 64 == 0) gosched();
-      safepoint(getg());
+    // One Entry per span: opening it is the safepoint between spans.
+    for (int n = 1;; n++) {
+      Entry e("goro GC sweeper");
+      if (!sweepone()) break;
+      if (n % 64 == 0) gosched();
     }
+    Entry e("goro GC sweeper");
     mheap_scavenge(gc.work.cycles.load(std::memory_order_relaxed));
-    safepoint(getg());  // madvise may have let the preemption signal take the P
     sw.lock.lock();
     if (sw.pending) {
       sw.pending = false;

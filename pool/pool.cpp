@@ -4,9 +4,10 @@
 // Glossary:
 //   P             a processor (sched/runtime2.hpp): a goroutine runs only
 //                 while its M holds a P; P ids are 0..GOMAXPROCS-1.
-//   pin           procPin() (goro::proc_pin's inline twin): the goroutine
-//                 stays on its P and cannot be
-//                 preempted, and no stop-the-world can begin, until unpin.
+//   pin           Go's procPin: here the runtime-entry guard every Get and
+//                 Put opens (Entry, sched/proc.hpp), which raises m.locks:
+//                 the goroutine stays on its P and cannot be preempted, and
+//                 no stop-the-world can begin, until it closes (unpin).
 //   poolLocal     one P's cache in one pool: a `private` slot and a `shared`
 //                 poolChain (pool/poolqueue.hpp). pool.local is an array of
 //                 them indexed by P id.
@@ -26,7 +27,7 @@
 // under us, so private needs no synchronisation at all, and the world cannot
 // stop half-way, so poolCleanup never sees a pool mid-operation.
 //
-// pin is the fast path: procPin(), then localSize (acquire) and local
+// pin is the fast path: the Entry, then localSize (acquire) and local
 // (acquire), in that order; pinSlow stores them in the opposite order, so a
 // pinned goroutine always sees an array at least localSize long. If our P id
 // is beyond localSize — first use, the cycle just cleared local, or
@@ -84,6 +85,8 @@
 #include <new>
 #include <vector>
 
+#include <optional>
+
 #include "goro/runtime.hpp"
 #include "pool/gc_seam.hpp"
 #include "sched/lockrank.hpp"
@@ -133,39 +136,15 @@ void freeRetiredLocals(pool* p) {
   p->retired = nullptr;
 }
 
-// procPin and procUnpin are goro::proc_pin/proc_unpin (runtime/api.cpp)
-// without the public API's wrapping: Go's sync calls runtime_procPin the same
-// way, and on the Get/Put fast path the saved calls are most of the cost.
-// procPin bumps the M's locks (no preemption, no stop-the-world, no move to
-// another P) and returns the P id; procUnpin passes the safepoint that a
-// pending stop-the-world or preemption request is waiting for.
-//
-// entryG is the runtime entry every Get/Put/destroy starts with (require_g's
-// job for the public API): it passes a safepoint, which also takes a P back
-// if the preemption signal detached ours while we ran user code (then m->p
-// is nullptr until we do; sched/preempt.cpp). Once we are in libgoro's code
-// the signal never detaches the P, so m->p stays valid up to procPin.
-G* entryG() {
-  G* g = getg();
-  if (g != nullptr && g->preempt.load(std::memory_order_relaxed)) {
-    safepoint_slow();
-    g = getg();
-  }
-  return g;
-}
-G* pinnedG() {
-  G* g = entryG();
-  if (g == nullptr) throw Error("goro::Pool used outside a running goro runtime");
-  return g;
-}
-inline int procPin(G* g) {
-  M* m = g->m;
-  m->locks++;
-  return m->p->id;
-}
-inline void procUnpin(G* g) {
-  M* m = g->m;  // the same M as at procPin: a pinned G does not move
-  if (--m->locks == 0) safepoint(g);
+// pin is Go's runtime_procPin: here, the runtime-entry guard every Get and
+// Put opens (Entry, sched/proc.hpp). While it is open m.locks is raised: no
+// preemption, no stop-the-world, no move to another P, so the P id indexes
+// local[] safely; opening it is the safepoint a pending stop-the-world or a
+// lost P (the preemption signal) is waited for. Go's sync calls procPin
+// directly for the same reason: on the Get/Put fast path the saved calls
+// are most of the cost.
+inline int procPin(Entry& e) {
+  return e.m()->p->id;
 }
 
 void unlist(std::vector<pool*>& v, pool* p) {
@@ -174,11 +153,9 @@ void unlist(std::vector<pool*>& v, pool* p) {
 
 // pinSlow is pin's slow path: list the pool in allPools and (re)allocate its
 // locals. Called pinned; returns pinned, with *pid the (possibly new) P id.
-poolLocal* pinSlow(pool* p, G* g, int* pid) {
-  // Unpin and re-pin: a stop-the-world waiting for us may go first (a
-  // safepoint), and we may come back on another P.
-  procUnpin(g);
-  *pid = procPin(g);
+poolLocal* pinSlow(pool* p, int* pid) {
+  // (Go unpins here to take allPoolsMu, a goroutine-blocking mutex; poolsLock
+  // is a runtime Lock, taken pinned, so we stay on our P.)
   // Register poolCleanup with the collector, once per process. Not under
   // poolsLock: the collector runs hooks holding its hook lock, and the hook
   // takes poolsLock. (Pinned, it cannot meet a running hook anyway: hooks run
@@ -202,15 +179,15 @@ poolLocal* pinSlow(pool* p, G* g, int* pid) {
   return indexLocal(nl, std::size_t(*pid));
 }
 
-// pin pins the goroutine to its P and returns the P's poolLocal and id.
-// The caller must procUnpin(g) when done with it.
-inline poolLocal* pin(pool* p, G* g, int* pid) {
-  *pid = procPin(g);
+// pin returns the pinned goroutine's poolLocal and P id (the caller holds
+// the Entry, which is the pin).
+inline poolLocal* pin(pool* p, Entry& e, int* pid) {
+  *pid = procPin(e);
   // Load order matters: localSize first. See the essay.
   const std::size_t s = p->localSize.load(std::memory_order_acquire);
   poolLocal* l = p->local.load(std::memory_order_acquire);
   if (std::size_t(*pid) < s) return indexLocal(l, std::size_t(*pid));
-  return pinSlow(p, g, pid);
+  return pinSlow(p, pid);
 }
 
 // getSlow: steal from the other Ps, then try the victim. Pinned.
@@ -271,8 +248,10 @@ pool* pool_new() {
 // caller guarantees nobody else still uses p.
 void pool_delete(pool* p) {
   if (p == nullptr) return;
-  G* g = entryG();  // nullptr: destroyed outside the runtime, nothing to pin
-  if (g != nullptr) procPin(g);
+  // Pinned when on a goroutine; a Pool destroyed outside the runtime has
+  // nothing to pin against.
+  std::optional<Entry> pinned;
+  if (getg() != nullptr) pinned.emplace("goro::Pool destructor");
   poolLocal* l;
   std::size_t ln;
   poolLocal* v;
@@ -289,7 +268,7 @@ void pool_delete(pool* p) {
     p->victimSize.store(0, std::memory_order_relaxed);
     p->victimLen = 0;
   }
-  if (g != nullptr) procUnpin(g);
+  pinned.reset();
   freeLocals(l, ln);
   freeLocals(v, vn);
   freeRetiredLocals(p);
@@ -300,9 +279,9 @@ void pool_delete(pool* p) {
 // tests' pool_get_traced), compiled out of the plain pool_get.
 template <bool Trace>
 inline void* getImpl(pool* p, getSource* src) {
-  G* g = pinnedG();
+  Entry e("goro::Pool::get");
   int pid;
-  poolLocal* l = pin(p, g, &pid);
+  poolLocal* l = pin(p, e, &pid);
   if (Trace) *src = getSource::privateSlot;
   void* x = l->private_.load(std::memory_order_relaxed);
   if (x != nullptr) {
@@ -315,7 +294,6 @@ inline void* getImpl(pool* p, getSource* src) {
       x = getSlow(p, pid, Trace ? src : &ignored);
     }
   }
-  procUnpin(g);
   if (Trace && x == nullptr) *src = getSource::none;
   return x;
 }
@@ -335,14 +313,13 @@ void pool_put(pool* p, void* x) {
   // benign for our own, already-set bit, but a data race to TSan).
   assert(poolgc::is_object_start(x) && "goro::Pool::put: x does not come from goro::gc::make");
 #endif
-  G* g = pinnedG();
+  Entry e("goro::Pool::put");
   int pid;
-  poolLocal* l = pin(p, g, &pid);
+  poolLocal* l = pin(p, e, &pid);
   if (l->private_.load(std::memory_order_relaxed) == nullptr)
     l->private_.store(x, std::memory_order_relaxed);
   else
     l->shared.pushHead(x);
-  procUnpin(g);
 }
 
 // poolCleanup runs at the start of every GC cycle with the world stopped:

@@ -1,6 +1,7 @@
 // api.cpp — the public scheduler calls of goro/runtime.hpp, each a thin
-// shell over sched/: check that we are on a goroutine (else goro::Error),
-// pass the safepoint, call the mechanism.
+// shell over sched/: open the runtime-entry guard (Entry, sched/proc.hpp:
+// on a goroutine or goro::Error, the safepoint, m.locks raised), call the
+// mechanism.
 #include <sched.h>
 
 #include <thread>
@@ -13,34 +14,32 @@ namespace goro {
 
 using namespace detail;
 
-void yield() { mcall(require_g("goro::yield"), M::Req::gosched); }
-
-void preempt_point() {
-  G* g = getg();
-  if (g == nullptr) throw Error("goro::preempt_point called outside a running goro runtime");
-  safepoint(g);
+void yield() {
+  Entry e("goro::yield");
+  mcall(e.g(), M::Req::gosched);
 }
 
+// preempt_point is an Entry that does nothing once inside: opening it is
+// the safepoint.
+void preempt_point() { Entry e("goro::preempt_point"); }
+
 void sleep_for(std::chrono::nanoseconds d) {
-  require_g("goro::sleep_for");
-  if (d.count() <= 0) {
-    safepoint(getg());
-    return;
-  }
+  Entry e("goro::sleep_for");
+  if (d.count() <= 0) return;
   const std::int64_t now = nanotime();
   const std::int64_t when = d.count() > INT64_MAX - now ? INT64_MAX : now + d.count();
   sleep_until_ns(when);
 }
 
 void sleep_until(std::chrono::steady_clock::time_point t) {
-  require_g("goro::sleep_until");
+  Entry e("goro::sleep_until");
   sleep_until_ns(to_nanotime(t));
 }
 
-std::uint64_t goid() { return require_g("goro::goid")->goid; }
+std::uint64_t goid() { return Entry("goro::goid").g()->goid; }
 
 int gomaxprocs(int n) {
-  require_g("goro::gomaxprocs");
+  Entry e("goro::gomaxprocs");
   Runtime* r = rt();
   const int prev = r->gomaxprocs.load(std::memory_order_relaxed);
   if (n <= 0 || n == prev) return prev;
@@ -52,7 +51,7 @@ int gomaxprocs(int n) {
 }
 
 int num_goroutine() {
-  require_g("goro::num_goroutine");
+  Entry e("goro::num_goroutine");
   Runtime* r = rt();
   // Go's gcount: every G ever made, minus the free ones.
   std::int64_t n = r->allglen.load(std::memory_order_relaxed) -
@@ -67,23 +66,28 @@ int num_goroutine() {
 }
 
 int num_cpu() {
-  require_g("goro::num_cpu");
+  Entry e("goro::num_cpu");
   return detail::ncpu();
 }
 
+// proc_pin raises m.locks beyond the call, which is all a pin is: no
+// preemption, no migration, no stop-the-world until proc_unpin.
 int proc_pin() {
-  G* g = require_g("goro::proc_pin");
-  M* m = g->m;
-  m->locks++;
-  return m->p->id;
+  Entry e("goro::proc_pin");
+  acquirem(e.m());
+  e.g()->pins++;
+  return e.m()->p->id;
 }
 
 void proc_unpin() {
-  G* g = require_g("goro::proc_unpin");
-  M* m = g->m;
-  if (m->locks <= 0) throw Error("goro::proc_unpin without proc_pin");
-  m->locks--;
-  if (m->locks == 0) safepoint(g);  // a stop-the-world may be waiting for us
+  {
+    Entry e("goro::proc_unpin");
+    if (e.g()->pins <= 0) throw Error("goro::proc_unpin without proc_pin");
+    e.g()->pins--;
+    releasem(e.m());
+  }
+  // Outside again: a stop-the-world may be waiting for us.
+  if (G* g = getg(); g->m->locks.load(std::memory_order_relaxed) == 0) safepoint(g);
 }
 
 }  // namespace goro

@@ -210,12 +210,12 @@ void bufrecv(HchanBase* c, void* ep) {
 // chansend sends the T at ep on c: `c <- *ep`. With block == false it
 // returns false instead of parking (try_send).
 bool chansend(HchanBase* c, void* ep, bool block) {
-  G* gp = require_g("goro::Chan::send");
+  Entry e("goro::Chan::send");
+  G* gp = e.g();
   if (c == nullptr) {
     if (!block) return false;
     block_forever(WaitReason::chan_send_nil);
   }
-  safepoint(gp);
 
   c->lock.lock();
   if (c->closed) {
@@ -258,12 +258,12 @@ bool chansend(HchanBase* c, void* ep, bool block) {
 // leaving *ep empty when c is closed and drained. With block == false it
 // returns false instead of parking (try_recv).
 bool chanrecv(HchanBase* c, void* ep, bool block) {
-  G* gp = require_g("goro::Chan::recv");
+  Entry e("goro::Chan::recv");
+  G* gp = e.g();
   if (c == nullptr) {
     if (!block) return false;
     block_forever(WaitReason::chan_receive_nil);
   }
-  safepoint(gp);
 
   c->lock.lock();
   if (Sudog* sg = dequeue(c->sendq)) {
@@ -307,7 +307,7 @@ bool chanrecv(HchanBase* c, void* ep, bool block) {
 // readied after it is released.
 void closechan(HchanBase* c) {
   if (c == nullptr) throw Panic("close of nil channel");
-  require_g("goro::Chan::close");
+  Entry e("goro::Chan::close");
 
   c->lock.lock();
   if (c->closed) {

@@ -43,7 +43,7 @@ namespace {
 // (the waiter releases it in gopark; notifiers drop it before goready), so
 // the semaphore's rank fits.
 struct alignas(64) NotifyLock {
-  Lock lock{LockRank::sema};
+  Lock lock{LockRank::notifylist};
 };
 constexpr std::size_t notifyTabSize = 61;
 NotifyLock notifytable[notifyTabSize];
@@ -69,7 +69,8 @@ std::uint32_t NotifyList::add() {
 }
 
 void NotifyList::wait_ticket(std::uint32_t t) {
-  G* g = require_g("goro::Cond::wait");
+  Entry e("goro::Cond::wait");
+  G* g = e.g();
   Lock& lk = notifylock(this);
   lk.lock();
   if (less(t, notify.load(std::memory_order_relaxed))) {
@@ -93,6 +94,7 @@ void NotifyList::notify_one() {
   // its waiter will see the ticket not yet notified and park, and a later
   // signal wakes it.
   if (wait.load(std::memory_order_acquire) == notify.load(std::memory_order_acquire)) return;
+  Entry e("goro::Cond::signal", Entry::NoYield);  // goready needs our P; Go's Signal does not yield
   Lock& lk = notifylock(this);
   lk.lock();
   const std::uint32_t t = notify.load(std::memory_order_relaxed);
@@ -122,6 +124,7 @@ void NotifyList::notify_one() {
 
 void NotifyList::notify_all() {
   if (wait.load(std::memory_order_acquire) == notify.load(std::memory_order_acquire)) return;
+  Entry e("goro::Cond::broadcast", Entry::NoYield);
   Lock& lk = notifylock(this);
   lk.lock();
   Sudog* s = head;
@@ -139,26 +142,18 @@ void NotifyList::notify_all() {
 
 }  // namespace detail
 
-// Each entry first makes sure it holds a P (the preemption signal may have
-// taken it, sched/preempt.cpp): parking and readying need one. wait is a
-// full safepoint (it is about to block anyway); signal and broadcast only
-// take the P back, without yielding, as Go's do not yield.
+// wait is a full safepoint (it is about to block anyway); signal and
+// broadcast enter the runtime without yielding, as Go's do not yield.
 void Cond::wait() {
-  detail::safepoint(detail::require_g("goro::Cond::wait"));
+  { detail::Entry e("goro::Cond::wait"); }
   const std::uint32_t t = notify_.add();
   l_.unlock();
   notify_.wait_ticket(t);
   l_.lock();
 }
 
-void Cond::signal() {
-  if (detail::G* g = detail::getg()) detail::reacquirep(g);
-  notify_.notify_one();
-}
+void Cond::signal() { notify_.notify_one(); }
 
-void Cond::broadcast() {
-  if (detail::G* g = detail::getg()) detail::reacquirep(g);
-  notify_.notify_all();
-}
+void Cond::broadcast() { notify_.notify_all(); }
 
 }  // namespace goro

@@ -14,7 +14,7 @@
 #include <string>
 #include <thread>
 
-#include "runtime/config.hpp"
+#include "sched/config.hpp"
 #include "sched/proc.hpp"
 
 namespace goro::detail {

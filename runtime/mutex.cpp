@@ -47,7 +47,7 @@
 //     "sync: unlock of unlocked mutex", never a panic: the mutex state may
 //     already be corrupt, so recovering would be unsafe (Go's reasoning).
 #include "goro/sync.hpp"
-#include "runtime/config.hpp"
+#include "sched/config.hpp"
 #include "sched/nanotime.hpp"
 #include "sched/proc.hpp"
 
@@ -105,12 +105,11 @@ bool Mutex::try_lock() {
 // lock_slow is Go's lockSlow: spin, then register as a waiter and park;
 // each wake-up either owns the mutex (starvation handoff) or competes again.
 void Mutex::lock_slow() {
-  // The safepoint is taken only right before parking, once we are counted
-  // as a waiter: yielding earlier, between "found it locked" and
-  // "registered", would only let others barge in (Go's lockSlow does not
-  // yield either). It must come before semacquire: the preemption signal
-  // may have taken our P (sched/preempt.cpp), and parking needs one.
-  detail::G* g = detail::require_g("goro::Mutex::lock");
+  // A runtime entry that does not yield: yielding between "found it
+  // locked" and "registered as a waiter" would only let others barge in
+  // (Go's lockSlow does not yield either). Inside it the preemption signal
+  // cannot take our P, which parking needs.
+  detail::Entry e("goro::Mutex::lock", detail::Entry::NoYield);
   std::int64_t wait_start = 0;  // when we first parked; 0: not yet
   bool starving = false;
   bool awoke = false;  // we hold mutexWoken (spinning, or woken by unlock)
@@ -147,7 +146,6 @@ void Mutex::lock_slow() {
     // Park. A waiter that waited before goes to the front of the queue.
     const bool lifo = wait_start != 0;
     if (wait_start == 0) wait_start = detail::nanotime();
-    detail::safepoint(g);
     detail::semacquire(&sema_, lifo, detail::WaitReason::sync_mutex_lock);
     starving = starving || detail::nanotime() - wait_start > starvationThresholdNs;
     old = state_.load(std::memory_order_acquire);
@@ -172,12 +170,11 @@ void Mutex::lock_slow() {
 // unlock_slow is Go's unlockSlow; n is the state after clearing mutexLocked.
 void Mutex::unlock_slow(std::int32_t n) {
   if (((n + mutexLocked) & mutexLocked) == 0) detail::fatal("sync: unlock of unlocked mutex");
-  // A runtime entry: take back a P the preemption signal may have taken
-  // (semrelease readies a G and, with handoff, yields). Only that, not a
-  // full safepoint: yielding here, with the mutex free and a woken waiter
-  // queued, would hand the mutex over in normal mode behind the back of
-  // the starvation logic; Go's unlock does not yield either.
-  if (detail::G* g = detail::getg()) detail::reacquirep(g);
+  // A runtime entry that does not yield (semrelease readies a G and needs
+  // our P): yielding here, with the mutex free and a woken waiter queued,
+  // would hand the mutex over in normal mode behind the back of the
+  // starvation logic; Go's unlock does not yield either.
+  detail::Entry e("goro::Mutex::unlock", detail::Entry::NoYield);
   if ((n & mutexStarving) == 0) {
     std::int32_t old = n;
     for (;;) {

@@ -37,7 +37,6 @@ namespace goro {
 void RWMutex::lock_shared() {
   if (readerCount_.fetch_add(1, std::memory_order_acq_rel) + 1 < 0) {
     // A writer is pending or inside: wait for its unlock to admit us.
-    detail::safepoint(detail::require_g("goro::RWMutex::lock_shared"));
     detail::semacquire(&readerSem_, false, detail::WaitReason::sync_rwmutex_rlock);
   }
 }
@@ -59,7 +58,6 @@ void RWMutex::unlock_shared() {
   if (r + 1 == 0 || r + 1 == -rwmutexMaxReaders) detail::fatal("sync: RUnlock of unlocked RWMutex");
   // We were one of the readers the writer waits for; the last one wakes it.
   if (readerWait_.fetch_sub(1, std::memory_order_acq_rel) - 1 == 0) {
-    if (detail::G* g = detail::getg()) detail::reacquirep(g);  // a P to ready it with
     detail::semrelease(&writerSem_, false);
   }
 }
@@ -72,7 +70,6 @@ void RWMutex::lock() {
   // Wait for the active readers. readerWait may already have gone negative
   // (readers left between the two steps), hence the add-and-test.
   if (r != 0 && readerWait_.fetch_add(r, std::memory_order_acq_rel) + r != 0) {
-    detail::safepoint(detail::require_g("goro::RWMutex::lock"));
     detail::semacquire(&writerSem_, false, detail::WaitReason::sync_rwmutex_lock);
   }
 }
@@ -94,9 +91,6 @@ void RWMutex::unlock() {
       readerCount_.fetch_add(rwmutexMaxReaders, std::memory_order_acq_rel) + rwmutexMaxReaders;
   if (r >= rwmutexMaxReaders) detail::fatal("sync: Unlock of unlocked RWMutex");
   // Admit the readers that arrived while we were pending or inside.
-  if (r > 0) {
-    if (detail::G* g = detail::getg()) detail::reacquirep(g);  // a P to ready them with
-  }
   for (std::int32_t i = 0; i < r; i++) detail::semrelease(&readerSem_, false);
   // Allow other writers to proceed.
   w_.unlock();

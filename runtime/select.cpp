@@ -109,9 +109,9 @@ bool selparkcommit(G*, void* arg) {
 }  // namespace
 
 int selectgo(Scase* cas, int n, bool block) {
-  G* gp = require_g("goro::select");
+  Entry e("goro::select");
+  G* gp = e.g();
   if (n > maxCases) throw Error("goro::select: too many cases");
-  safepoint(gp);
 
   std::uint16_t small_orders[2 * smallCases];
   Sudog small_sudogs[smallCases];

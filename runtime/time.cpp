@@ -82,7 +82,7 @@ namespace {
 
 // The free list and the list of every TimeTimer ever made (which keeps
 // abandoned ones reachable for leak checkers). freelock is taken alone.
-Lock freelock{LockRank::sema};
+Lock freelock{LockRank::timerfree};
 TimeTimer* freetimers = nullptr;
 TimeTimer* alltimers = nullptr;
 
@@ -159,7 +159,7 @@ void sendtime(void* arg, std::uintptr_t seq) {
 // own reference, on another P the moment it is armed.
 TimeTimer* newtimer(const char* api, std::int64_t when, std::int64_t period, bool self_retire,
                     Chan<goro::Time>* c) {
-  safepoint(require_g(api));  // addtimer needs our P: take it back if the signal took it
+  Entry e(api);  // addtimer needs our P
   TimeTimer* t = nullptr;
   {
     std::lock_guard<Lock> lk(freelock);
@@ -191,7 +191,7 @@ TimeTimer* newtimer(const char* api, std::int64_t when, std::int64_t period, boo
 // that outlived its runtime is abandoned: its P, and so its heap, is gone.
 void freetimer(TimeTimer* t) {
   if (t == nullptr || rt() == nullptr || getg() == nullptr) return;
-  safepoint(getg());
+  Entry e("goro::Timer destructor");
   {
     std::lock_guard<goro::Mutex> lk(t->mu);
     retire_locked(t);
@@ -250,7 +250,7 @@ Chan<Time> Timer::c() const {
 
 bool Timer::stop() {
   if (t_ == nullptr) return false;
-  detail::safepoint(detail::require_g("goro::Timer::stop"));
+  detail::Entry e("goro::Timer::stop");
   std::lock_guard<Mutex> lk(t_->mu);
   // No generation bump: a firing already under way still delivers, so that
   // "if (!t.stop()) t.c().recv();" finds its value.
@@ -259,7 +259,7 @@ bool Timer::stop() {
 
 bool Timer::reset(std::chrono::nanoseconds d) {
   if (t_ == nullptr) throw Error("goro::Timer::reset on a moved-from Timer");
-  detail::safepoint(detail::require_g("goro::Timer::reset"));
+  detail::Entry e("goro::Timer::reset");
   std::lock_guard<Mutex> lk(t_->mu);
   return detail::rearm_locked(t_, detail::when(d), 0);
 }
@@ -293,7 +293,7 @@ Chan<Time> Ticker::c() const {
 
 void Ticker::stop() {
   if (t_ == nullptr) return;
-  detail::safepoint(detail::require_g("goro::Ticker::stop"));
+  detail::Entry e("goro::Ticker::stop");
   std::lock_guard<Mutex> lk(t_->mu);
   detail::deltimer(&t_->rt);
   // A tick being decided right now is dropped; one past its check may still
@@ -304,7 +304,7 @@ void Ticker::stop() {
 void Ticker::reset(std::chrono::nanoseconds d) {
   if (d.count() <= 0) throw Panic("non-positive interval for Ticker.Reset");
   if (t_ == nullptr) throw Error("goro::Ticker::reset on a moved-from Ticker");
-  detail::safepoint(detail::require_g("goro::Ticker::reset"));
+  detail::Entry e("goro::Ticker::reset");
   std::lock_guard<Mutex> lk(t_->mu);
   detail::rearm_locked(t_, detail::when(d), d.count());
 }

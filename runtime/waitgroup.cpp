@@ -28,7 +28,7 @@ void WaitGroup::add(int delta) {
 }
 
 void WaitGroup::wait() {
-  detail::require_g("goro::WaitGroup::wait");
+  detail::Entry e("goro::WaitGroup::wait");
   std::uint64_t state = state_.load(std::memory_order_acquire);
   for (;;) {
     if ((state >> 32) == 0) return;

@@ -42,14 +42,15 @@ struct HeldRank {
   int n;
 };
 constexpr int maxHeld = 24;  // more than there are ranks
-[[gnu::tls_model("initial-exec")]] thread_local HeldRank held[maxHeld];
-[[gnu::tls_model("initial-exec")]] thread_local int nheld = 0;
+[[maybe_unused]] [[gnu::tls_model("initial-exec")]] thread_local HeldRank held[maxHeld];
+[[maybe_unused]] [[gnu::tls_model("initial-exec")]] thread_local int nheld = 0;
 
 // several: ranks of which a thread may hold more than one (lockrank.hpp).
-bool several(LockRank r) { return r == LockRank::hchan || r == LockRank::roots; }
-}  // namespace
+[[maybe_unused]] bool several(LockRank r) {
+  return r == LockRank::hchan || r == LockRank::roots;
+}
 
-void Lock::rank_acquire(LockRank r) {
+[[maybe_unused]] void rank_acquire(LockRank r) {
   if (nheld > 0) {
     HeldRank& top = held[nheld - 1];
     if (r == top.rank && several(r)) {
@@ -67,7 +68,7 @@ void Lock::rank_acquire(LockRank r) {
   held[nheld++] = {r, 1};
 }
 
-void Lock::rank_release(LockRank r) {
+[[maybe_unused]] void rank_release(LockRank r) {
   // Release order need not be LIFO (select unlocks in reverse address
   // order anyway); drop the innermost entry of that rank.
   for (int i = nheld - 1; i >= 0; i--) {
@@ -78,7 +79,34 @@ void Lock::rank_release(LockRank r) {
       return;
     }
   }
-  fatal("unlock of a runtime lock that is not held");
+  char buf[160];
+  int n = std::snprintf(buf, sizeof buf, "unlock of a runtime lock that is not held (rank %d; held:",
+                        static_cast<int>(r));
+  for (int i = 0; i < nheld && n < 140; i++)
+    n += std::snprintf(buf + n, sizeof buf - n, " %d", static_cast<int>(held[i].rank));
+  std::snprintf(buf + n, sizeof buf - n, ")");
+  fatal(buf);
+}
+}  // namespace
+
+// Threads without an M (the GC's mark helpers) take runtime locks too; they
+// have no P to lose, so only the rank is checked there.
+void Lock::lock_enter(LockRank r) {
+  if (M* m = getm()) acquirem(m);
+#ifndef NDEBUG
+  rank_acquire(r);
+#else
+  (void)r;
+#endif
+}
+
+void Lock::lock_exit(LockRank r) {
+#ifndef NDEBUG
+  rank_release(r);
+#else
+  (void)r;
+#endif
+  if (M* m = getm()) releasem(m);
 }
 
 }  // namespace goro::detail

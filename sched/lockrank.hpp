@@ -1,42 +1,60 @@
 // lockrank.hpp — the runtime's locks and the one order they are taken in
-// (Go's lockrank.go, much smaller).
+// (Go's lockrank.go, much smaller). This table is the only place the order
+// is written; every other comment about lock order points here.
 //
 // Lock is a futex mutex for runtime-internal state (Go's runtime.mutex). It
-// differs from std::mutex in one way that matters here: a goroutine may take
-// it and its M's g0 release it, after the goroutine's context is saved
-// (gopark's unlock function) — same thread, other stack. Sanitizers that
-// track "the owner thread" of a std::mutex by fiber would call that a bug;
-// this lock is only atomics, which they understand.
+// differs from std::mutex in two ways that matter here:
+//   - a goroutine may take it and its M's g0 release it, after the
+//     goroutine's context is saved (gopark's unlock function) — same thread,
+//     other stack. Sanitizers that track "the owner thread" of a std::mutex
+//     by fiber would call that a bug; this lock is only atomics;
+//   - while it is held, the M's `locks` counter is raised, as Go's lock2
+//     does (gp.m.locks++): the preemption signal never takes the P of an M
+//     that holds a runtime lock (sched/preempt.cpp), so a user callback run
+//     under a lock (a channel element's move constructor) cannot lose the P
+//     and then invert the order below by taking sched.lock.
+// No runtime code uses std::mutex: nothing would check its order, and it
+// does not raise m.locks.
 //
-// The order: THE table of every runtime lock. A lock may be taken only while
-// every lock already held has a lower rank (equal ranks only where marked
-// "several": channel locks, taken in address order by select; the root
-// registry's shards, taken in index order by the collector). Debug builds
-// check it on every acquisition (lock.cpp). Every other comment about lock
-// order in the tree points here instead of restating it.
+// The order. A lock may be taken only while every lock already held has a
+// lower rank (equal ranks only where marked "several": channel locks, taken
+// in address order by select; the root registry's shards, taken in index
+// order by the collector). Debug builds check it on every acquisition.
 //
-//     noplock (mheap_.noplock)      5   gc: P-less allocation; the collector
-//                                       holds it from stop to start the world
-//     hooks (the cleanup hooks)     6   held while the hooks run (mgc.cpp)
-//     pool (poolsLock)              7   sync.Pool; taken in its cleanup hook
-//     sched (sched.lock)           10   also under noplock (suspend_hogs)
-//     gfree (sched.gFreeLock)      15   leaf
-//     timers (p.timers.lock)       20
-//     hchan (a channel's lock)     30   several, in address order
-//     sema (a semaphore root)      40
-//     finalizer (finlock)          45   the root scan: finlock -> allg -> roots
-//     allg (allglock)              50
-//     rootkeys (gc_add_root's map) 55   held while linking its node
-//     roots (a root shard)         60   several, in index order (the root scan)
-//     mcentral (mcentral.lock)     70   one at a time
-//     heap (mheap_.lock)           75
-//     sweep (the sweeper's lock)   80   leaf
-//     forcegc (forcegc.lock)       82   leaf
-//     gcwork (work.full's lock)    90   leaf; also on mark helper threads
+//   rank  lock                                 file                 notes
+//   ----  -----------------------------------  -------------------  ----------------
+//      5  noplock     mheap_.noplock           gc/malloc.hpp        P-less allocation; the
+//                                                                   collector holds it from
+//                                                                   stop to start the world
+//      6  hooks       the GC's cleanup hooks   gc/mgc.cpp           held while hooks run
+//      7  pool        poolsLock                pool/pool.cpp        taken in its GC hook
+//     10  sched       sched.lock               sched/runtime2.hpp   also under noplock
+//                                                                   (suspend_hogs)
+//     15  gfree       sched.gFreeLock          sched/runtime2.hpp   leaf
+//     20  timers      p.timers.lock            sched/timer.hpp      timer fns run
+//                                                                   under it (send
+//                                                                   on a Ticker's
+//                                                                   channel: hchan)
+//     30  hchan       a channel's lock         runtime/hchan.hpp    several, address order
+//     35  notifylist  a Cond's ticket list     runtime/cond.cpp     taken alone
+//     40  sema        a semaphore root         sched/sema.cpp
+//     45  timerfree   time.Timer free list     runtime/time.cpp     leaf
+//     47  finalizer   finlock                  gc/mgc.hpp           the root scan holds
+//                                                                   finlock -> allg -> roots
+//     50  allg        allglock                 sched/proc.hpp
+//     55  rootkeys    gc_add_root's map        gc/roots.cpp         held while linking
+//     60  roots       a root-registry shard    gc/roots.cpp         several, index order
+//     70  mcentral    mcentral.lock            gc/malloc.hpp        one at a time
+//     75  heap        mheap_.lock              gc/malloc.hpp
+//     80  sweep       the sweeper's lock       gc/mgc.hpp           leaf
+//     82  forcegc     forcegc.lock             gc/mgc.hpp           leaf
+//     90  gcwork      work.full's lock         gc/mgc.hpp           leaf; mark helper
+//                                                                   threads (no M) too
 //
 // Never held across a park: a goroutine that parks holds at most the one
-// lock its unlock function releases. Semaphores that park (gcsema,
-// worldsema) are therefore not in the table: they are taken with no lock held.
+// lock its unlock function releases (on g0, after the switch). Semaphores
+// that park (gcsema, worldsema) are not in the table: they are taken with no
+// lock held.
 #pragma once
 
 #include <atomic>
@@ -52,8 +70,10 @@ enum class LockRank : std::uint8_t {
   gfree = 15,
   timers = 20,
   hchan = 30,
+  notifylist = 35,
   sema = 40,
-  finalizer = 45,
+  timerfree = 45,
+  finalizer = 47,
   allg = 50,
   rootkeys = 55,
   roots = 60,
@@ -71,32 +91,34 @@ class Lock {
   Lock& operator=(const Lock&) = delete;
 
   void lock() {
-#ifndef NDEBUG
-    rank_acquire(rank_);
-#endif
+    lock_enter(rank_);  // m.locks++ first: held means not preemptible
     std::uint32_t z = 0;
     if (!key_.compare_exchange_strong(z, 1, std::memory_order_acquire)) lock_slow();
   }
   bool try_lock() {
     std::uint32_t z = 0;
-    if (!key_.compare_exchange_strong(z, 1, std::memory_order_acquire)) return false;
-#ifndef NDEBUG
-    rank_acquire(rank_);
-#endif
+    if (key_.load(std::memory_order_relaxed) != 0 ||
+        !key_.compare_exchange_strong(z, 1, std::memory_order_acquire))
+      return false;
+    lock_enter(rank_);
     return true;
   }
   void unlock() {
-#ifndef NDEBUG
-    rank_release(rank_);
-#endif
+    // rank_ is read first: once the key is released the Lock may be freed
+    // (a channel whose last reference a woken goroutine drops).
+    const LockRank r = rank_;
     if (key_.exchange(0, std::memory_order_release) == 2) unlock_slow();
+    lock_exit(r);  // m.locks-- last
   }
 
  private:
   void lock_slow();
   void unlock_slow();
-  static void rank_acquire(LockRank r);
-  static void rank_release(LockRank r);
+  // lock_enter raises the calling M's locks (when the thread has an M) and,
+  // in debug builds, checks the rank against the locks this thread holds;
+  // lock_exit undoes both.
+  static void lock_enter(LockRank r);
+  static void lock_exit(LockRank r);
 
   std::atomic<std::uint32_t> key_{0};  // 0 free, 1 locked, 2 locked with waiters
   LockRank rank_;

@@ -12,16 +12,17 @@
 // goro instead treats such a goroutine like one in a long system call:
 //   1. sysmon asks it to yield (g.preempt) after one 10 ms time slice;
 //   2. if, a slice later, it still has not, sysmon sends its thread SIGURG;
-//   3. the handler, on that thread, checks the goroutine is still running
-//      user code — not goro's own code nor a library goro calls into (the
-//      interrupted PC is outside libgoro, libc, libstdc++, Boost.Context and
-//      the sanitizer runtimes), not pinned (m.locks == 0), with the request still
-//      pending — and then does what entersyscall does: it detaches the P and
-//      marks it _Psyscall. It uses only atomics (and, if a stop-the-world is
-//      waiting, the runtime's futex lock, which this thread cannot be
-//      holding since it is not in goro code). It does not start threads or
+//   3. the handler, on that thread, checks that the goroutine is outside
+//      the runtime — m.locks == 0: no runtime lock held, no runtime entry
+//      (Entry) open, not pinned, no switch in flight — and that the request
+//      is still pending, and then does what entersyscall does: it detaches
+//      the P and marks it _Psyscall. It uses only atomics (and, if a
+//      stop-the-world is waiting, sched.lock, which this thread cannot be
+//      holding since m.locks is zero). It does not start threads or
 //      allocate: the handoff itself is sysmon's job, from its own thread, at
-//      its next tick (retake), exactly as for a blocked system call;
+//      its next tick (retake), exactly as for a blocked system call. The
+//      goroutine may be anywhere in user code, inside libc too (a raw
+//      read(2) on a pipe): it never touches runtime state there;
 //   4. the goroutine keeps running on its thread without a P (status
 //      _Gsyscall, so dumps show it as such); its thread is one extra thread
 //      the runtime pays for;
@@ -33,15 +34,23 @@
 // GC will additionally stop such threads with a signal to scan their
 // registers; see docs/scheduler.md.)
 //
-// Where this cannot work: if goro is linked statically into the program its
-// text cannot be told apart from the user's, so the handler would not know
-// whether it interrupted runtime code; and under ThreadSanitizer, which
-// delivers signals from inside its own runtime. There the signal step is
-// disabled and preemption is cooperative only.
+// m.locks is the rule; goro's own text is a backstop. The few instructions
+// of runtime code that run on a goroutine with m.locks at zero — the
+// goroutine's first instructions (gmain) and last (goexit1), an Entry
+// between its safepoint and raising the count — lie in libgoro, so the
+// handler also declines a PC inside libgoro (and Boost.Context, whose
+// jump_fcontext is goro's switch). Nothing else is on that list: libc and
+// libstdc++ are user code as far as the P is concerned.
 //
-// Invariants: the handler changes runtime state only when the interrupted
-// code is outside goro; it never blocks except on the sched.lock futex; a
-// goroutine whose P the handler took has g.preempt set until it reacquires.
+// Where this cannot work: if goro is linked statically into the program its
+// text cannot be told apart from the user's, so the backstop would not
+// work; and under ThreadSanitizer, which delivers signals from inside its
+// own runtime, at a PC that says nothing. There the signal step is disabled
+// and preemption is cooperative only.
+//
+// Invariants: the handler changes runtime state only when m.locks is zero;
+// it never blocks except on the sched.lock futex; a goroutine whose P the
+// handler took has g.preempt set until it reacquires.
 #include <dlfcn.h>
 #include <link.h>
 #include <pthread.h>
@@ -63,16 +72,12 @@ namespace goro::detail {
 
 namespace {
 
-// The text the handler must never interrupt with a P handoff: goro's own
-// shared object, and the libraries goro's code calls into while it holds
-// runtime state — the C and C++ runtimes, Boost.Context (the switch itself
-// runs in jump_fcontext), the sanitizer runtimes, the vDSO. A PC anywhere
-// else is the user's code. (An allow-list of user code would need to know
-// the user's libraries; a deny-list of runtime code needs only these.)
+// The backstop (see the essay): goro's own text and Boost.Context's, where
+// runtime code may run with m.locks still zero.
 struct TextRange {
   std::uintptr_t lo = 0, hi = 0;
 };
-constexpr int kMaxRanges = 64;
+constexpr int kMaxRanges = 16;
 TextRange runtime_text[kMaxRanges];
 int nruntime_text = 0;
 bool signal_preempt_ok = false;
@@ -80,15 +85,7 @@ bool signal_preempt_ok = false;
 bool is_runtime_library(const char* path) {
   const char* base = std::strrchr(path, '/');
   base = base != nullptr ? base + 1 : path;
-  static const char* const prefixes[] = {
-      "libc.so",     "libc-",       "libstdc++",  "libgcc_s",  "libboost_context",
-      "libm.so",     "ld-linux",    "libasan",    "libubsan",  "libtsan",
-      "liblsan",     "libpthread",  "libfmt",     "linux-vdso", "libdl",
-      "librt",
-  };
-  for (const char* pre : prefixes)
-    if (std::strncmp(base, pre, std::strlen(pre)) == 0) return true;
-  return false;
+  return std::strncmp(base, "libboost_context", 16) == 0;
 }
 
 void add_exec_segments(dl_phdr_info* info) {
@@ -140,7 +137,8 @@ void on_preempt(int, siginfo_t*, void* uctx) {
   P* p = m->p;
   const auto pc =
       static_cast<std::uintptr_t>(static_cast<ucontext_t*>(uctx)->uc_mcontext.gregs[REG_RIP]);
-  if (g == nullptr || p == nullptr || m->locks != 0 || in_runtime_text(pc) ||
+  if (g == nullptr || p == nullptr || m->locks.load(std::memory_order_relaxed) != 0 ||
+      in_runtime_text(pc) ||
       !g->preempt.load(std::memory_order_relaxed) ||
       g->status.load(std::memory_order_relaxed) != Gstatus::running) {
     errno = saved_errno;
@@ -183,7 +181,8 @@ void on_suspend(int, siginfo_t*, void* uctx) {
     return;
   }
   const auto& gregs = static_cast<ucontext_t*>(uctx)->uc_mcontext.gregs;
-  if (in_runtime_text(static_cast<std::uintptr_t>(gregs[REG_RIP]))) {
+  if (m->locks.load(std::memory_order_relaxed) != 0 ||
+      in_runtime_text(static_cast<std::uintptr_t>(gregs[REG_RIP]))) {
     m->suspend.store(3, std::memory_order_release);
     futex_op(&m->suspend, FUTEX_WAKE, 1, nullptr);
     errno = saved_errno;
@@ -236,7 +235,7 @@ bool preempt_signal_available() { return signal_preempt_ok; }
 // Suspending P-less hogs for the collector.
 //
 // m.suspend: 0 idle; 1 requested (stopper); 2 suspended (handler, which now
-// waits); 3 busy, in goro code (handler, returns); 4 resume (stopper).
+// waits); 3 busy, inside the runtime (handler, returns); 4 resume (stopper).
 
 
 int suspend_hogs(M** out, int max) {
@@ -264,7 +263,8 @@ int suspend_hogs(M** out, int max) {
         n++;
         break;
       }
-      // Busy in goro code: it is heading for a safepoint; let it get there.
+      // Inside the runtime (m.locks > 0): it is heading for a safepoint (an
+      // Entry's or a lock's release); let it get there.
       m->suspend.store(0, std::memory_order_relaxed);
       usleep(50);
     }
@@ -284,8 +284,9 @@ bool preempt_by_signal(M* m) {
   return pthread_kill(m->tid, SIGURG) == 0;
 }
 
-// reacquirep is called at a safepoint by a goroutine that may have lost its
-// P to the preemption signal: take one back as exitsyscall does.
+// reacquirep is called at a safepoint (opening an Entry) by a goroutine that
+// may have lost its P to the preemption signal while it ran user code: take
+// one back as exitsyscall does. Inside the runtime the P is never lost.
 void reacquirep(G* g) {
   if (g->m->p == nullptr && g->status.load(std::memory_order_relaxed) == Gstatus::syscall &&
       g->m->oldp != nullptr && !g->m->in_blocking)

@@ -76,23 +76,35 @@ void set_tls_m(M* m) {
 
 // mcall switches from g to its M's g0 with a request for g0 to carry out
 // (Go's mcall). It returns when g is next scheduled, maybe on another M.
-void mcall(G* g, M::Req req) {
+//
+// m.locks across the switch: the G raises it by one for the switch in
+// flight and g0 (execute) takes that and the G's open Entries off this M;
+// the M that resumes the G put them on its own count, plus one for its
+// switch, which the G drops here. So the count never reads zero while a
+// switch is half done — the preemption signal must not take a P there.
+void mcall(G* g, M::Req req, bool dies) {
   M* m = g->m;
   m->req = req;
-  fiber_switch(g->fiber, m->g0, m->eh);
+  acquirem(m);
+  fiber_switch(g->fiber, m->g0, m->eh, dies);
+  releasem(g->m);
 }
 
-G* require_g(const char* api) {
+G* Entry::enter(const char* api, Mode mode) {
   G* g = getg();
   if (g == nullptr) {
     throw Error(std::string(api) + " called outside a running goro runtime (not on a goroutine)");
   }
-  // Every API entry is a safepoint: yield if asked, and take a P back if
-  // the preemption signal took ours.
+  // A safepoint before we count as inside: yield if asked, and take a P
+  // back if the preemption signal took ours while user code ran.
   if (g->preempt.load(std::memory_order_relaxed)) {
-    safepoint_slow();
-    g = getg();
+    if (mode == Yield)
+      safepoint_slow();
+    else
+      reacquirep(g);
   }
+  g->entries++;
+  acquirem(g->m);
   return g;
 }
 
@@ -242,7 +254,8 @@ std::uint64_t newgoid(Runtime* r, P* p) {
 }  // namespace
 
 G* newproc_alloc(std::size_t size, std::size_t align, void** mem) {
-  G* self = require_g("goro::go");
+  Entry e("goro::go");
+  G* self = e.g();
   Runtime* r = rt();
   P* p = self->m->p;
   G* g = gfget(r, p);
@@ -266,16 +279,15 @@ G* newproc_alloc(std::size_t size, std::size_t align, void** mem) {
 
 void newproc_abort(G* g) {
   // The callable's constructor threw: give the G back unused.
-  G* self = getg();
-  reacquirep(self);
-  gfput(rt(), self->m->p, g);
+  Entry e("goro::go");
+  gfput(rt(), e.m()->p, g);
 }
 
 void newproc_start(G* g, const Closure* fn, const std::source_location& where) {
-  G* self = getg();
-  // The callable was constructed by inline user code, where the preemption
-  // signal may have taken our P.
-  reacquirep(self);
+  // The callable was constructed by inline user code in between: a new
+  // Entry, whose safepoint takes back a P the signal may have taken.
+  Entry e("goro::go");
+  G* self = e.g();
   Runtime* r = rt();
   M* m = self->m;
   P* p = m->p;
@@ -292,7 +304,6 @@ void newproc_start(G* g, const Closure* fn, const std::source_location& where) {
   if (trace_on) trace_add(m->trace, {nanotime(), 0, g->goid, self->goid, p->id, "go"});
   runqput(p, g, true);
   wakep();
-  safepoint(self);
 }
 
 namespace {
@@ -335,19 +346,19 @@ namespace {
 
 // goexit1 ends the current goroutine: it switches to g0 for the last time.
 [[noreturn]] void goexit1(G* g) {
-  M* m = g->m;
-  m->req = M::Req::exit;
-  fiber_switch(g->fiber, m->g0, m->eh, /*from_dies=*/true);
+  // A hog that ends without another runtime call may still lack a P.
+  if (g->preempt.load(std::memory_order_relaxed)) reacquirep(g);
+  mcall(g, M::Req::exit, /*dies=*/true);
   __builtin_trap();
 }
 
 [[noreturn]] void gmain() {
   G* g = getg();
+  releasem(g->m);  // the switch that started us is done (see mcall)
   const Closure* fn = g->entry;
   g->entry = nullptr;  // started: teardown must not destroy the callable again
   try {
     fn->invoke(g->entry_arg);
-    reacquirep(getg());  // a hog that ends without another runtime call
   } catch (const std::exception& e) {
     g = getg();
     if (g != rt()->main_g) fatal_panic(g, e.what());
@@ -368,7 +379,6 @@ namespace {
 void gopark(bool (*unlockf)(G*, void*), void* lock, WaitReason reason) {
   G* g = getg();
   M* m = g->m;
-  if (m->locks > 0) fatal("goroutine parked while pinned (proc_pin held across a blocking call)");
   m->waitunlockf = unlockf;
   m->waitlock = lock;
   g->waitreason = reason;
@@ -397,9 +407,9 @@ void gopreempt() { mcall(getg(), M::Req::preempted); }
 
 void safepoint_slow() {
   G* g = getg();
+  if (g->m->in_blocking) return;  // inside blocking(): no P by design, no yield
   reacquirep(g);  // the preemption signal may have taken our P (preempt.cpp)
-  g = getg();
-  if (g->m->locks > 0) return;  // pinned: proc_unpin re-checks
+  if (g->m->locks.load(std::memory_order_relaxed) > 0) return;  // inside: the exit re-checks
   g->preempt.store(false, std::memory_order_relaxed);
   gopreempt();
 }
@@ -436,7 +446,13 @@ G* after_run(Runtime* r, M* m, G* g) {
       void* lock = m->waitlock;
       m->waitunlockf = nullptr;
       m->waitlock = nullptr;
-      if (unlockf != nullptr && !unlockf(g, lock)) {
+      const bool parked = unlockf == nullptr || unlockf(g, lock);
+      // Whatever the G held is released now; a count left over is a pin (or
+      // a runtime lock) held across the park, which would leave this M
+      // unpreemptible for good.
+      if (m->locks.load(std::memory_order_relaxed) != 0)
+        fatal("goroutine parked while pinned (proc_pin held across a blocking call)");
+      if (!parked) {
         casgstatus(g, Gstatus::waiting, Gstatus::runnable);
         return g;
       }
@@ -509,12 +525,21 @@ void execute(Runtime* r, M* m, G* g, bool inherit) {
   while (g != nullptr) {
     if (m->p == nullptr) return;  // exiting
     P* p = m->p;
+    // The G's open Entries come with it, plus one for the switch, which it
+    // drops once it runs (mcall, gmain); on the way back it raises one for
+    // its own switch, and its Entries leave with it. Raised before curg is
+    // published, so the signal handler never sees this M half switched.
+    m->locks.store(m->locks.load(std::memory_order_relaxed) + g->entries + 1, std::memory_order_relaxed);
     m->curg.store(g, std::memory_order_release);  // sysmon reads it (acquire)
     g->m = m;
     casgstatus(g, Gstatus::runnable, Gstatus::running);
     if (!inherit) p->schedtick.store(p->schedtick.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     const std::int64_t t0 = trace_on ? nanotime() : 0;
     fiber_switch(m->g0, g->fiber, m->eh);
+    // g0 again: no curg first (the signal handler then leaves this M alone),
+    // then the G's Entries and its switch off the count.
+    m->curg.store(nullptr, std::memory_order_relaxed);
+    m->locks.store(m->locks.load(std::memory_order_relaxed) - g->entries - 1, std::memory_order_relaxed);
     if (trace_on) trace_slice(m, p, g, t0);
     g = after_run(r, m, g);
     inherit = true;

@@ -13,7 +13,7 @@
 #include <memory>
 #include <mutex>
 
-#include "runtime/config.hpp"
+#include "sched/config.hpp"
 #include "sched/runtime2.hpp"
 #include "sched/stack.hpp"
 
@@ -82,16 +82,62 @@ void gopark(bool (*unlockf)(G*, void*), void* lock, WaitReason reason);
 void goready(G* g);
 void gosched();           // yield
 void gopreempt();         // yield because preemption was requested
-// safepoint is called by every runtime entry: it yields if this G was asked
-// to (stop the world, sysmon) and it is not pinned.
+// safepoint yields if this G was asked to (stop the world, sysmon) and
+// m.locks is zero; first it takes a P back if the preemption signal took
+// ours. Every Entry passes one; so does preempt_point().
 void safepoint_slow();
 inline void safepoint(G* g) {
   if (g->preempt.load(std::memory_order_relaxed)) safepoint_slow();
 }
 
+// Entry is the runtime-entry guard: every out-of-line entry into the runtime
+// from a goroutine (the public API, Pool's Get/Put, gc::make) opens one
+// first, and nothing else decides whether code runs "inside the runtime".
+// Opening it
+//   1. finds the current goroutine, or throws goro::Error naming the API
+//      ("goro::Chan::send called outside a running goro runtime");
+//   2. passes a safepoint: takes the P back if the preemption signal took
+//      it while user code ran, and yields if preemption was requested;
+//   3. raises m.locks (and g.entries) until it closes: from here on the
+//      signal never takes the P, so runtime code may use m->p freely, and
+//      user code the runtime calls (a channel element's move constructor)
+//      cannot lose it either.
+// An Entry may stay open across a park: mcall moves its count to whichever
+// M resumes the goroutine. User callbacks that may run long (Once's fn,
+// blocking()'s call, Pool.New) run outside any Entry.
+class Entry {
+ public:
+  // NoYield: pass the safepoint without yielding (only take a lost P
+  // back): for calls Go does not preempt at either, such as Mutex.Unlock,
+  // where a yield would hand the mutex over behind the starvation logic.
+  enum Mode : bool { Yield = true, NoYield = false };
+  explicit Entry(const char* api, Mode mode = Yield) : g_(enter(api, mode)) {}
+  ~Entry() {
+    g_->entries--;
+    releasem(g_->m);  // g.m, not the M we entered on: we may have parked
+  }
+  Entry(const Entry&) = delete;
+  Entry& operator=(const Entry&) = delete;
+
+  G* g() const { return g_; }
+  // m is the M running us now; re-read it after anything that can park.
+  M* m() const { return g_->m; }
+
+ private:
+  static G* enter(const char* api, Mode mode);
+  G* g_;
+};
+
+// holdslocks reports whether g's M counts more in m.locks than g's own
+// Entries: a runtime lock held, or a pin. Then g must not park, yield or
+// stop the world (Go tests m.locks == 0 where goro tests this).
+inline bool holdslocks(G* g) {
+  return g->m->locks.load(std::memory_order_relaxed) != g->entries;
+}
+
 // The loop and the idle machinery (proc.cpp, idle.cpp).
 void set_tls_m(M* m);
-void mcall(G* g, M::Req req);       // switch to g0 with a request
+void mcall(G* g, M::Req req, bool dies = false);  // switch to g0 with a request
 void schedule(Runtime* r, M* m);
 void gcstopm(Runtime* r, M* m);     // stop this M for a stop-the-world
 bool stopm_idle(Runtime* r, M* m);  // park an M without a P; false: exiting
@@ -157,6 +203,5 @@ std::uint32_t fastrand();
 [[noreturn]] void fatal(const char* msg);  // "fatal error: msg", dump, exit 2
 [[noreturn]] void fatal_panic(G* g, const char* what);  // a goroutine panicked
 void dump_goroutines(int fd, G* self);
-G* require_g(const char* api);   // getg() or throw goro::Error naming the API
 
 }  // namespace goro::detail

@@ -35,7 +35,10 @@
 //     consume from its head (runqget/runqsteal) with a CAS.
 //   - p.status == _Prunning  <=>  p.m != nullptr and p.m.p == p.
 //   - nmspinning counts Ms with m.spinning set; it never goes negative.
-//   - Lock order: the one table in lockrank.hpp (checked in debug builds).
+//   - Lock order: the one table in lockrank.hpp, checked in debug builds.
+//   - "Inside the runtime" is one counter, m.locks (see M::locks): while it
+//     is non-zero the M's P is never taken by the preemption signal and
+//     the goroutine never yields at a safepoint.
 #pragma once
 
 #include <pthread.h>
@@ -131,6 +134,12 @@ struct alignas(64) G {
   std::atomic<bool> selectdone{false};
   Timer sleeptimer;              // sleep_for's timer, embedded: no allocation per sleep
   G* alllink = nullptr;          // allgs list
+  // entries counts the runtime-entry guards (Entry, proc.hpp) open on this
+  // goroutine. Each also counts in its M's locks; when the G parks, mcall
+  // takes them off the M it leaves and execute puts them on the M that
+  // resumes it, so m.locks always describes the code running on the M.
+  std::int32_t entries = 0;
+  std::int32_t pins = 0;  // proc_pin depth (also counted in m.locks): for proc_unpin's check
 };
 
 // P status, as Go's _P* constants. Transitions happen under sched.lock
@@ -196,7 +205,14 @@ struct alignas(64) M {
   P* oldp = nullptr;        // the P held before entersyscall
   std::atomic<bool> spinning{false};
   std::atomic<bool> blocked{false};  // parked on its note (read by schedtrace)
-  int locks = 0;            // procPin depth: no preemption while > 0
+  // locks is the one rule for "inside the runtime" (Go's m.locks): it
+  // counts the runtime locks this M holds (Lock::lock), the proc_pin
+  // depth, the runtime-entry guards open on its goroutine (Entry) and the
+  // context switch in flight (mcall/execute). While it is non-zero the
+  // preemption signal leaves the P alone, suspend_hogs does not stop the
+  // thread, and safepoints do not yield. Written only by the M's own
+  // thread (acquirem/releasem), read by its signal handlers and sysmon.
+  std::atomic<std::int32_t> locks{0};
   Note park;                // where an idle M sleeps (stopm)
   M* schedlink = nullptr;   // sched.midle list
   M* alllink = nullptr;     // allm list
@@ -220,6 +236,19 @@ struct alignas(64) M {
   bool (*waitunlockf)(G*, void*) = nullptr;
   void* waitlock = nullptr;
 };
+
+// acquirem and releasem raise and drop m.locks (Go's names). Only the M's
+// own thread calls them, so a plain load and store do; the signal fence
+// keeps the compiler from moving the store past the code it protects, as
+// seen by a signal handler on this thread.
+inline void acquirem(M* m) {
+  m->locks.store(m->locks.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+}
+inline void releasem(M* m) {
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  m->locks.store(m->locks.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+}
 
 // schedt is the global scheduler state.
 struct Sched {

@@ -94,7 +94,8 @@ void semtable_reset() {
 
 void semacquire(std::atomic<std::uint32_t>* addr, bool lifo, WaitReason reason) {
   if (cansemacquire(addr)) return;
-  G* g = require_g("goro semaphore acquire");
+  Entry e("goro semaphore acquire");
+  G* g = e.g();
   Sudog s;
   s.g = g;
   s.elem = addr;
@@ -118,6 +119,9 @@ void semrelease(std::atomic<std::uint32_t>* addr, bool handoff) {
   SemaRoot& root = semroot(addr);
   addr->fetch_add(1, std::memory_order_seq_cst);
   if (root.nwait.load(std::memory_order_seq_cst) == 0) return;
+  // A waiter to ready: that needs our P (goready), so enter the runtime,
+  // without yielding (the callers, Mutex.Unlock among them, do not).
+  Entry e("goro semaphore release", Entry::NoYield);
   Sudog* s = nullptr;
   {
     std::lock_guard<Lock> lk(root.lock);
@@ -130,12 +134,10 @@ void semrelease(std::atomic<std::uint32_t>* addr, bool handoff) {
   const bool yield_to_it = s->ticket == 1;
   goready(s->g);  // s may be gone once the waiter runs
   if (yield_to_it) {
-    // Direct handoff: let the waiter (now in runnext) run on our P.
-    G* g = getg();
-    if (g != nullptr && g->m->locks == 0) {
-      reacquirep(g);  // inline user code may have lost our P (preempt.cpp)
-      gosched();
-    }
+    // Direct handoff: let the waiter (now in runnext) run on our P —
+    // unless we hold a runtime lock or a pin (m.locks beyond our Entries).
+    G* g = e.g();
+    if (!holdslocks(g)) gosched();
   }
 }
 

@@ -63,7 +63,7 @@ void stop_the_world(const char* reason) {
   semacquire(&worldsema, false, WaitReason::gc_stop_the_world);
   g = getg();
   M* m = g->m;
-  m->locks++;  // the stopper itself must not be preempted
+  acquirem(m);  // the stopper itself must not be preempted, even outside an Entry
   Runtime* r = rt();
   Sched& s = r->sched;
   bool wait;
@@ -142,9 +142,8 @@ void start_the_world() {
   }
   wakep();
   if (trace_on) trace_add(m->trace, {nanotime(), 0, g->goid, 0, m->p->id, "start the world"});
-  m->locks--;
+  releasem(m);
   semrelease(&worldsema, false);
-  safepoint(getg());
 }
 
 int procresize(int nprocs) {

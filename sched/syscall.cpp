@@ -26,8 +26,10 @@
 namespace goro::detail {
 
 void entersyscall() {
-  G* g = require_g("goro::blocking");
-  safepoint(g);
+  // The Entry closes before the call runs: user code in blocking() counts as
+  // outside (m.locks back to what it was), with no P to lose anyway.
+  Entry e("goro::blocking");
+  G* g = e.g();
   M* m = g->m;
   P* p = m->p;
   casgstatus(g, Gstatus::running, Gstatus::syscall);
@@ -204,7 +206,8 @@ void startlockedm(Runtime* r, M* m, G* g) {
 namespace goro {
 
 void lock_os_thread() {
-  detail::G* g = detail::require_g("goro::lock_os_thread");
+  detail::Entry e("goro::lock_os_thread");
+  detail::G* g = e.g();
   detail::M* m = g->m;
   g->lockedcount++;
   g->lockedm = m;
@@ -212,7 +215,8 @@ void lock_os_thread() {
 }
 
 void unlock_os_thread() {
-  detail::G* g = detail::require_g("goro::unlock_os_thread");
+  detail::Entry e("goro::unlock_os_thread");
+  detail::G* g = e.g();
   if (g->lockedcount == 0) return;  // as Go: unlocking an unlocked goroutine is a no-op
   if (--g->lockedcount == 0) {
     g->m->lockedg = nullptr;

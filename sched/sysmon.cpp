@@ -171,7 +171,7 @@ void schedtrace(Runtime* r, bool detailed) {
                     "spinning=%s blocked=%s lockedg=%lld\n",
                     static_cast<long long>(m->id), p != nullptr ? p->id : -1,
                     g != nullptr ? static_cast<long long>(g->goid) : -1LL,
-                    __atomic_load_n(&m->locks, __ATOMIC_RELAXED),
+                    m->locks.load(std::memory_order_relaxed),
                     m->spinning.load(std::memory_order_relaxed) ? "true" : "false",
                     m->blocked.load(std::memory_order_relaxed) ? "true" : "false", -1LL);
       out += buf;

@@ -183,8 +183,8 @@ bool reset_for_sleep(G*, void* t) {
 }  // namespace
 
 void sleep_until_ns(std::int64_t when) {
-  G* g = require_g("goro::sleep");
-  safepoint(g);
+  Entry e("goro::sleep");
+  G* g = e.g();
   if (when <= nanotime()) return;
   Timer* t = &g->sleeptimer;
   t->when = when;

@@ -14,6 +14,8 @@
 // anything else runs only if the hogs are preempted. The machine may have
 // two cores: the assertions count progress within generous deadlines rather
 // than measure the 10 ms slice.
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <memory>
@@ -285,6 +287,144 @@ TEST_F(RuntimeTest, SignalDuringAContextSwitch) {
   });
   if (no_signal) GTEST_SKIP() << "no preemption signal in this build (TSan or a static link)";
   EXPECT_GT(yields.load(), 0);
+}
+
+// ---------------------------------------------------------------------------
+// "Inside the runtime" is m.locks (sched/runtime2.hpp M::locks)
+
+// SlowMove's move constructor spins for 30 ms with no runtime call. The
+// channel moves elements under its lock (bufsend, send to a parked
+// receiver), so the move is user code running inside the runtime: the
+// preemption signal must leave that P alone, or its handler, seeing a
+// stop-the-world pending, would take sched.lock with the channel lock held
+// (the lock order inverted: a rank abort in debug builds, a deadlock
+// otherwise). Stop-the-world waits for the move instead.
+struct SlowMove {
+  std::uint64_t value = 0;
+  std::uint64_t check = 0;  // ~value, moved along with it
+  SlowMove() = default;
+  explicit SlowMove(std::uint64_t v) : value(v), check(~v) {}
+  SlowMove(const SlowMove&) = default;
+  SlowMove(SlowMove&& o) noexcept : value(o.value), check(o.check) {
+    const auto until = Clock::now() + 30ms;
+    while (Clock::now() < until) {
+    }
+  }
+  SlowMove& operator=(SlowMove&&) = default;
+};
+
+// While one goroutine sends SlowMoves through a buffered and an unbuffered
+// channel, two others change GOMAXPROCS and run GC cycles (each a
+// stop-the-world): every value arrives intact and everything finishes.
+TEST_P(Preempt, SlowElementMoveUnderTheChannelLock) {
+  Watchdog watchdog(std::chrono::seconds(kSanitized ? 240 : 120));
+  const int n = nprocs();
+  constexpr int kValues = 8;
+  std::atomic<int> intact{0}, stws{0};
+  goro::run(opts(), [&] {
+    goro::WaitGroup wg;
+    for (std::size_t cap : {std::size_t{0}, std::size_t{1}}) {
+      auto ch = goro::make_chan<SlowMove>(cap);
+      std::atomic<bool> done{false};
+      wg.add(4);
+      goro::go([&, ch]() mutable {
+        for (int i = 0; i < kValues; i++) ch.send(SlowMove(static_cast<std::uint64_t>(i) * 7919));
+        wg.done();
+      });
+      goro::go([&, ch]() mutable {
+        for (int i = 0; i < kValues; i++) {
+          std::optional<SlowMove> v = ch.recv();
+          if (v && v->value == static_cast<std::uint64_t>(i) * 7919 && v->check == ~v->value)
+            intact.fetch_add(1);
+        }
+        done = true;
+        wg.done();
+      });
+      goro::go([&] {
+        for (int i = 0; !done.load() && i < 50; i++) {
+          goro::gomaxprocs(i % 2 == 0 ? n + 1 : n);
+          stws.fetch_add(1);
+        }
+        goro::gomaxprocs(n);
+        wg.done();
+      });
+      goro::go([&] {
+        for (int i = 0; !done.load() && i < 50; i++) {
+          goro::gc::collect();
+          stws.fetch_add(1);
+        }
+        wg.done();
+      });
+      wg.wait();
+    }
+  });
+  EXPECT_EQ(intact.load(), 2 * kValues);
+  EXPECT_GT(stws.load(), 0);
+}
+
+// A goroutine stuck in a raw read(2) on a pipe — user code inside libc,
+// with no blocking() around it — is outside the runtime: the preemption
+// signal takes its P (even with GOMAXPROCS=1, where it holds the only one),
+// and the collector suspends its thread to scan it. So GC cycles and
+// GOMAXPROCS changes complete and other goroutines run while it waits; the
+// write that releases it comes only after all of that.
+TEST_P(Preempt, RawReadOnAPipeDoesNotHoldTheWorld) {
+  Watchdog watchdog(std::chrono::seconds(kSanitized ? 120 : 60));
+  const int n = nprocs();
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  bool no_signal = false;
+  std::atomic<bool> reading{false};
+  std::atomic<int> others{0}, cycles{0};
+  char got = 0;
+  Clock::duration took{};
+  goro::run(opts(), [&] {
+    if (!goro::detail::preempt_signal_available()) {
+      no_signal = true;
+      return;
+    }
+    goro::WaitGroup wg;
+    wg.add(1);
+    goro::go([&] {
+      reading = true;
+      char c = 0;
+      while (::read(fds[0], &c, 1) != 1) {  // EINTR: read again
+      }
+      got = c;
+      wg.done();
+    });
+    Deadline start(20s);
+    while (!reading.load() && !start.passed()) goro::yield();
+    const auto t0 = Clock::now();
+    for (int i = 0; i < 3; i++) {
+      goro::gc::collect();
+      cycles.fetch_add(1);
+    }
+    goro::gomaxprocs(n + 1);
+    goro::gomaxprocs(n);
+    goro::WaitGroup others_wg;
+    others_wg.add(4 * n);
+    for (int i = 0; i < 4 * n; i++)
+      goro::go([&] {
+        goro::yield();
+        others.fetch_add(1);
+        others_wg.done();
+      });
+    others_wg.wait();
+    took = Clock::now() - t0;
+    const char c = 'x';
+    EXPECT_EQ(::write(fds[1], &c, 1), 1);
+    wg.wait();
+  });
+  ::close(fds[0]);
+  ::close(fds[1]);
+  if (no_signal) GTEST_SKIP() << "no preemption signal in this build (TSan or a static link)";
+  EXPECT_EQ(got, 'x');
+  EXPECT_EQ(cycles.load(), 3);
+  EXPECT_EQ(others.load(), 4 * n);
+  // The reader is never released by the work above, so finishing at all
+  // proves the point; the bound only turns a hang into a readable failure.
+  EXPECT_LT(took, 30s);
 }
 
 }  // namespace

@@ -212,4 +212,46 @@ BENCHMARK(BM_skynet)->Name("skynet")->Iterations(1)->UseManualTime()->Unit(bench
 
 }  // namespace
 
+// chanmake — mirrors benchChanmake: on GOMAXPROCS goroutines at once, make a
+// buffered channel (capacity 16) and drop the one made 16 steps earlier
+// (a ring of 16 per goroutine, so each channel lives a little while, as Go's
+// do until the next GC); ns per make+drop = wall time / all channels. The
+// element type is a pointer, so the buffer is a GC root while the channel
+// lives: this measures root registration on every P. chanmake_int is the same
+// with int64 elements (a buffer the collector never needs to scan).
+constexpr std::int64_t kChanmakeN = 1'000'000;  // per goroutine
+
+template <class T>
+double chanmake_once(std::int64_t n) {
+  const int g = goro::gomaxprocs();
+  goro::WaitGroup wg;
+  wg.add(g);
+  const auto t0 = Clock::now();
+  for (int j = 0; j < g; j++)
+    goro::go([&] {
+      goro::Chan<T> ring[16];
+      for (std::int64_t i = 0; i < n; i++) ring[i % 16] = goro::make_chan<T>(16);
+      benchmark::DoNotOptimize(ring);
+      wg.done();
+    });
+  wg.wait();
+  return seconds_since(t0) / g;
+}
+
+void BM_chanmake(benchmark::State& state) {
+  in_goro(state, {}, [&] {
+    chanmake_once<std::int64_t*>(kChanmakeN);
+    count_iterations(state, chanmake_once<std::int64_t*>(state.max_iterations));
+  });
+}
+BENCHMARK(BM_chanmake)->Name("chanmake")->Iterations(kChanmakeN)->UseManualTime();
+
+void BM_chanmake_int(benchmark::State& state) {
+  in_goro(state, {}, [&] {
+    chanmake_once<std::int64_t>(kChanmakeN);
+    count_iterations(state, chanmake_once<std::int64_t>(state.max_iterations));
+  });
+}
+BENCHMARK(BM_chanmake_int)->Name("chanmake_int")->Iterations(kChanmakeN)->UseManualTime();
+
 BENCHMARK_MAIN();

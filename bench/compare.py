@@ -52,6 +52,8 @@ ROWS = [
     Row("select",             C, "select",             "real_time",    "select",             "ns/op", 0.8),
     Row("threadring",         C, "threadring",         "real_time",    "threadring",         "ns/op", 0.5),
     Row("skynet",             C, "skynet",             "ms",           "skynet",             "ms",    0.8),
+    Row("chanmake",           C, "chanmake",           "real_time",    "chanmake",           "ns/op", None),
+    Row("chanmake_int",       C, "chanmake_int",       "real_time",    "chanmake_int",       "ns/op", None),
     Row("skynet_wg",          S, "skynet_wg",          "ms",           "skynet_wg",          "ms",    None),
     Row("mutex",              S, "mutex",              "real_time",    "mutex",              "ns/op", 1.0),
     Row("timers",             S, "timers",             "ms",           "timers",             "ms",    1.0),

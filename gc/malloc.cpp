@@ -17,8 +17,12 @@
 //
 // A goroutine without a P (inside blocking(), or running on after the
 // preemption signal took its P) allocates through mheap_.central_cache under
-// noplock. The collector holds noplock while it marks, so such an allocation
-// waits for the mark to end instead of racing it.
+// mheap_.noplock. The collector holds noplock while it marks, so such an
+// allocation waits for the mark to end instead of racing it. A goroutine
+// inside blocking() is not stopped by the collector, so between mallocgc
+// returning and the pointer being stored somewhere scanned, the object is
+// known only to a register of a running thread: the last noplockRecent such
+// objects are roots (noprecent) so that window is covered.
 //
 // Invariants:
 //   - A span cached in an mcache is on no mcentral list; only its P allocates
@@ -30,6 +34,7 @@
 
 #include <cstring>
 
+#include "gc/mgc.hpp"
 #include "sched/proc.hpp"
 #include "sched/sanitizers.hpp"
 
@@ -41,21 +46,10 @@ namespace goro::detail {
 
 namespace {
 
-std::mutex noplock_;  // P-less allocation; held by the collector while marking
-// The last objects allocated without a P. A goroutine inside blocking() is
-// not stopped by the collector, so between mallocgc returning and the
-// pointer being stored somewhere scanned, the object is known only to a
-// register of a running thread. These slots are roots (guarded by noplock,
-// which the collector holds while marking) so that window is covered.
-constexpr std::size_t kRecent = 256;
-std::uintptr_t noprecent[kRecent];
-std::size_t noprecentx = 0;
-inline void* remember(void* p) {
-  noprecent[noprecentx++ % kRecent] = reinterpret_cast<std::uintptr_t>(p);
+inline void* remember(mheap& h, void* p) {
+  h.noprecent[h.noprecentx++ % noplockRecent] = reinterpret_cast<std::uintptr_t>(p);
   return p;
 }
-std::vector<mcache*> allmcaches;  // freed at teardown
-std::mutex allmcaches_lock;
 
 // nextFree takes the next free slot of s, or returns 0 if s is full.
 inline std::uintptr_t nextFree(mspan* s) {
@@ -78,11 +72,11 @@ inline std::uintptr_t nextFree(mspan* s) {
 }
 
 // uncache returns a span the mcache is done with to its mcentral.
-void uncache(mspan* s) {
-  mcentral& c = mheap_.central[s->spanclass];
+void uncache(mheap& h, mspan* s) {
+  mcentral& c = h.central[s->spanclass];
   const std::uint64_t unused = (s->nelems - s->allocCount) * s->elemsize;
-  mheap_.heap_live.fetch_sub(unused, std::memory_order_relaxed);
-  std::lock_guard<std::mutex> lk(c.lock);
+  h.heap_live.fetch_sub(unused, std::memory_order_relaxed);
+  std::lock_guard<Lock> lk(c.lock);
   if (s->allocCount < s->nelems)
     c.partial.push(s);
   else
@@ -90,21 +84,22 @@ void uncache(mspan* s) {
 }
 
 // cacheSpan finds a span of spanclass with a free slot (mcentral.cacheSpan).
-mspan* cacheSpan(int spanclass) {
-  mcentral& c = mheap_.central[spanclass];
+mspan* cacheSpan(mheap& h, int spanclass) {
+  std::atomic<int>& inflight = gcs().sweep.inflight;
+  mcentral& c = h.central[spanclass];
   mspan* s = nullptr;
   {
-    std::unique_lock<std::mutex> lk(c.lock);
+    std::unique_lock<Lock> lk(c.lock);
     s = c.partial.pop();
     // Sweep a bounded number of unswept spans looking for space (Go: 100).
     for (int tries = 0; s == nullptr && tries < 100; tries++) {
       mspan* u = c.unswept.pop();
       if (u == nullptr) break;
-      sweep_inflight.fetch_add(1, std::memory_order_acq_rel);
+      inflight.fetch_add(1, std::memory_order_acq_rel);
       lk.unlock();
       const bool kept = sweepspan(u, true);
       lk.lock();
-      sweep_inflight.fetch_sub(1, std::memory_order_acq_rel);
+      inflight.fetch_sub(1, std::memory_order_acq_rel);
       if (!kept) continue;
       if (u->allocCount < u->nelems)
         s = u;
@@ -119,7 +114,7 @@ mspan* cacheSpan(int spanclass) {
   // Restart the free-slot search from the beginning: sweep may have freed
   // slots anywhere.
   s->freeindex = 0;
-  mheap_.heap_live.fetch_add((s->nelems - s->allocCount) * s->elemsize, std::memory_order_relaxed);
+  h.heap_live.fetch_add((s->nelems - s->allocCount) * s->elemsize, std::memory_order_relaxed);
   return s;
 }
 
@@ -143,14 +138,15 @@ inline void* finish(mspan* s, std::uintptr_t v, DtorFn dtor, std::size_t n) {
   return reinterpret_cast<void*>(v + dtorHeader);
 }
 
-void* mallocsmall(mcache* c, std::size_t total, bool noscan, DtorFn dtor, std::size_t n) {
+void* mallocsmall(mheap& h, mcache* c, std::size_t total, bool noscan, DtorFn dtor,
+                  std::size_t n) {
   const int sc = size_to_class(total) * 2 + (noscan ? 1 : 0);
   mspan* s = c->alloc[sc];
   std::uintptr_t v = s != nullptr ? nextFree(s) : 0;
   if (v == 0) {
-    if (s != nullptr) uncache(s);
+    if (s != nullptr) uncache(h, s);
     mcache_flush_stats(c);
-    s = cacheSpan(sc);
+    s = cacheSpan(h, sc);
     c->alloc[sc] = s;
     v = nextFree(s);
   }
@@ -159,17 +155,17 @@ void* mallocsmall(mcache* c, std::size_t total, bool noscan, DtorFn dtor, std::s
   return finish(s, v, dtor, n);
 }
 
-void* malloclarge(std::size_t total, bool noscan, DtorFn dtor, std::size_t n) {
+void* malloclarge(mheap& h, std::size_t total, bool noscan, DtorFn dtor, std::size_t n) {
   const std::size_t npages = (total + pageSize - 1) >> pageShift;
   mspan* s = mheap_alloc(npages, 0, noscan, true);
   s->allocBits[0] = 1;
   s->allocCount = 1;
-  mheap_.heap_live.fetch_add(npages << pageShift, std::memory_order_relaxed);
-  mheap_.nmalloc.fetch_add(1, std::memory_order_relaxed);
-  mheap_.total_alloc.fetch_add(npages << pageShift, std::memory_order_relaxed);
+  h.heap_live.fetch_add(npages << pageShift, std::memory_order_relaxed);
+  h.nmalloc.fetch_add(1, std::memory_order_relaxed);
+  h.total_alloc.fetch_add(npages << pageShift, std::memory_order_relaxed);
   void* p = finish(s, s->base, dtor, n);
-  std::lock_guard<std::mutex> lk(mheap_.lock);
-  mheap_.large.push(s);
+  std::lock_guard<Lock> lk(h.lock);
+  h.large.push(s);
   return p;
 }
 
@@ -178,30 +174,25 @@ void* malloclarge(std::size_t total, bool noscan, DtorFn dtor, std::size_t n) {
 [[gnu::noinline]] void* mallocgc_slow(std::size_t total, bool noscan, DtorFn dtor, std::size_t n) {
   gc_maybe_trigger();
   M* m = getm();
+  mheap& h = mheap_();
   if (total > maxSmallSize) {
-    if (m->p != nullptr) return malloclarge(total, noscan, dtor, n);
-    std::lock_guard<std::mutex> lk(noplock_);
-    return remember(malloclarge(total, noscan, dtor, n));
+    if (m->p != nullptr) return malloclarge(h, total, noscan, dtor, n);
+    std::lock_guard<Lock> lk(h.noplock);
+    return remember(h, malloclarge(h, total, noscan, dtor, n));
   }
-  if (m->p != nullptr) return mallocsmall(mcache_of(m->p), total, noscan, dtor, n);
-  std::lock_guard<std::mutex> lk(noplock_);
-  return remember(mallocsmall(&mheap_.central_cache, total, noscan, dtor, n));
+  if (m->p != nullptr) return mallocsmall(h, mcache_of(m->p), total, noscan, dtor, n);
+  std::lock_guard<Lock> lk(h.noplock);
+  return remember(h, mallocsmall(h, &h.central_cache, total, noscan, dtor, n));
 }
 
 }  // namespace
 
-void gc_noplock_acquire() {
-  noplock_.lock();
-}
-void gc_noplock_release() {
-  noplock_.unlock();
-}
-
 // noplock_recent_for_each: the recent P-less allocations as a root range
 // (noplock held by the caller).
 void noplock_recent_for_each(const std::function<void(std::uintptr_t, std::uintptr_t)>& fn) {
-  const auto lo = reinterpret_cast<std::uintptr_t>(&noprecent[0]);
-  fn(lo, lo + sizeof noprecent);
+  const mheap& h = mheap_();
+  const auto lo = reinterpret_cast<std::uintptr_t>(&h.noprecent[0]);
+  fn(lo, lo + sizeof h.noprecent);
 }
 
 void* mallocgc(std::size_t size, bool noscan, DtorFn dtor, std::size_t n) {
@@ -211,7 +202,7 @@ void* mallocgc(std::size_t size, bool noscan, DtorFn dtor, std::size_t n) {
   if (total == 0) total = 1;
   P* p = m->p;
   if (p != nullptr && total <= maxSmallSize) {
-    auto* c = static_cast<mcache*>(p->mcache);
+    mcache* c = p->mcache;
     if (c != nullptr) {
       const int sc = size_to_class(total) * 2 + (noscan ? 1 : 0);
       mspan* s = c->alloc[sc];
@@ -227,30 +218,34 @@ void* mallocgc(std::size_t size, bool noscan, DtorFn dtor, std::size_t n) {
   return mallocgc_slow(total, noscan, dtor, n);
 }
 
+// mcache_of returns p's mcache, making it on first use (Go makes it in
+// procresize; here a P that never allocates never has one).
 mcache* mcache_of(P* p) {
   if (p->mcache == nullptr) {
     auto* c = new mcache();
-    std::lock_guard<std::mutex> lk(allmcaches_lock);
-    allmcaches.push_back(c);
+    mheap& h = mheap_();
+    std::lock_guard<Lock> lk(h.lock);
+    h.allmcaches.push_back(c);
     p->mcache = c;
   }
-  return static_cast<mcache*>(p->mcache);
+  return p->mcache;
 }
 
 void mcache_flush_stats(mcache* c) {
   if (c->nmalloc == 0) return;
-  mheap_.nmalloc.fetch_add(c->nmalloc, std::memory_order_relaxed);
-  mheap_.total_alloc.fetch_add(c->nbytes, std::memory_order_relaxed);
+  mheap& h = mheap_();
+  h.nmalloc.fetch_add(c->nmalloc, std::memory_order_relaxed);
+  h.total_alloc.fetch_add(c->nbytes, std::memory_order_relaxed);
   c->nmalloc = 0;
   c->nbytes = 0;
 }
 
 namespace {
-void release_one(mcache* c) {
+void release_one(mheap& h, mcache* c) {
   mcache_flush_stats(c);
   for (mspan*& s : c->alloc) {
     if (s == nullptr) continue;
-    uncache(s);
+    uncache(h, s);
     s = nullptr;
   }
 }
@@ -260,12 +255,13 @@ void release_one(mcache* c) {
 // back to its mcentral so that the coming mark/sweep sees it on a list.
 void mcache_release_all() {
   Runtime* r = rt();
+  mheap& h = r->gc->heap;
   for (int i = 0; i < maxProcs; i++) {
     P* p = r->allp[i].load(std::memory_order_relaxed);
     if (p == nullptr) break;
-    if (p->mcache != nullptr) release_one(static_cast<mcache*>(p->mcache));
+    if (p->mcache != nullptr) release_one(h, p->mcache);
   }
-  release_one(&mheap_.central_cache);
+  release_one(h, &h.central_cache);
 }
 
 // mcache_flush_all_stats (world stopped): fold every P's counters in.
@@ -274,15 +270,15 @@ void mcache_flush_all_stats() {
   for (int i = 0; i < maxProcs; i++) {
     P* p = r->allp[i].load(std::memory_order_relaxed);
     if (p == nullptr) break;
-    if (p->mcache != nullptr) mcache_flush_stats(static_cast<mcache*>(p->mcache));
+    if (p->mcache != nullptr) mcache_flush_stats(p->mcache);
   }
-  mcache_flush_stats(&mheap_.central_cache);
+  mcache_flush_stats(&r->gc->heap.central_cache);
 }
 
-void mcache_free_all() {
-  std::lock_guard<std::mutex> lk(allmcaches_lock);
-  for (mcache* c : allmcaches) delete c;
-  allmcaches.clear();
+// mcache_free_all frees every mcache (teardown: the Ps are gone).
+void mcache_free_all(mheap& h) {
+  for (mcache* c : h.allmcaches) delete c;
+  h.allmcaches.clear();
 }
 
 }  // namespace goro::detail

@@ -17,9 +17,9 @@
 //              lock and no atomic read-modify-write (the P owns it).
 //   mcentral   per-spanclass lists of spans: partial (swept, has free slots),
 //              full (swept, no free slot), unswept (marked last cycle, waiting
-//              for sweep). Guarded by its own mutex.
+//              for sweep). Guarded by its own lock.
 //   mheap      the arena, the page map and the free page ranges; guarded by
-//              mheap.lock.
+//              mheap.lock. One per run, in GcState (gc/mgc.hpp): mheap_().
 //
 // Designs rejected: a header per object (costs 16 bytes on a 16-byte object
 // and makes interior pointers expensive), a free list threaded through free
@@ -37,8 +37,8 @@
 //     on spans not yet swept since the last mark.
 //   - allocBits are written only by the span's owner (its mcache's P, or the
 //     sweeper holding it), or under the world stopped.
-//   - Lock order: gcsema (goroutine semaphore) -> noplock -> mcentral.lock ->
-//     mheap.lock -> finq lock -> roots lock. sched.lock is taken only after them.
+//   - Locks (noplock, mcentral.lock, mheap.lock) are ranked Locks; their
+//     order is the table in sched/lockrank.hpp.
 #pragma once
 
 #include <sys/types.h>
@@ -48,11 +48,11 @@
 #include <cstdint>
 #include <functional>
 #include <map>
-#include <mutex>
 #include <set>
 #include <vector>
 
 #include "goro/gc.hpp"
+#include "sched/lockrank.hpp"
 
 namespace goro::detail {
 
@@ -115,10 +115,10 @@ struct SpanList {
 };
 
 struct mcentral {
-  std::mutex lock;
-  SpanList partial;  // swept, with free slots
-  SpanList full;     // swept, no free slot
-  SpanList unswept;  // marked in the last cycle, not swept yet
+  Lock lock{LockRank::mcentral};  // guards the three lists
+  SpanList partial;               // swept, with free slots
+  SpanList full;                  // swept, no free slot
+  SpanList unswept;               // marked in the last cycle, not swept yet
 };
 
 struct mcache {
@@ -134,11 +134,17 @@ struct FreeRange {
   std::uint64_t gen;  // the GC cycle it was freed in
 };
 
+// noplockRecent is how many of the last objects allocated without a P are
+// kept as roots (malloc.cpp).
+inline constexpr std::size_t noplockRecent = 256;
+
 struct mheap {
-  std::mutex lock;  // guards everything below down to `large`
+  Lock lock{LockRank::heap};  // guards everything below down to `allmcaches`
   std::uintptr_t arena_lo = 0, arena_hi = 0;
   std::atomic<std::uintptr_t> arena_used{0};  // [arena_lo, arena_used) has ever been handed out
   mspan** pagemap = nullptr;                  // (arena_hi-arena_lo) >> pageShift entries
+  void* raw_mem = nullptr;                    // the arena mapping as mmap returned it (munmap)
+  std::size_t raw_size = 0;
   std::map<std::uintptr_t, FreeRange> free_by_addr;
   std::set<std::pair<std::size_t, std::uintptr_t>> free_by_size;
   std::vector<mspan*> spanpool;  // unused mspan structs
@@ -146,9 +152,19 @@ struct mheap {
   std::size_t released_pages = 0;
   SpanList large;          // large spans, swept
   SpanList large_unswept;  // large spans, marked last cycle
+  std::vector<mcache*> allmcaches;  // every P's mcache (made on demand), freed at teardown
 
   mcentral central[numSpanClasses];
-  mcache central_cache;  // counters of allocations made without a P
+
+  // Allocation without a P (inside blocking(), or after the preemption
+  // signal took the P) goes through central_cache under noplock. The
+  // collector holds noplock from stopping the world to starting it, so such
+  // an allocation waits for the mark instead of racing it. The last objects
+  // it returned are roots (noprecent), guarded by noplock too.
+  Lock noplock{LockRank::noplock};
+  mcache central_cache;
+  std::uintptr_t noprecent[noplockRecent] = {};
+  std::size_t noprecentx = 0;
 
   // Statistics (atomics: updated by sweepers and without a P).
   std::atomic<std::uint64_t> heap_live{0};  // bytes counted for pacing since the last mark
@@ -156,17 +172,15 @@ struct mheap {
   std::atomic<std::uint64_t> heap_sys_bytes{0};
 };
 
-extern mheap mheap_;
-
 // mheap.cpp
-bool mheap_init();     // reserve the arena; false if it cannot
-void mheap_release();  // unmap everything (teardown)
+bool mheap_init(mheap& h);     // reserve the arena; false if it cannot
+void mheap_release(mheap& h);  // unmap everything (teardown)
 mspan* mheap_alloc(std::size_t npages, int spanclass, bool noscan, bool large);  // inuse span
 void mheap_free(mspan* s);               // return its pages (mheap.lock not held)
 void mheap_scavenge(std::uint64_t gen);  // release ranges free since before gen
-inline mspan* spanOf(std::uintptr_t p) {
-  if (p < mheap_.arena_lo || p >= mheap_.arena_used.load(std::memory_order_relaxed)) return nullptr;
-  return mheap_.pagemap[(p - mheap_.arena_lo) >> pageShift];
+inline mspan* spanOf(const mheap& h, std::uintptr_t p) {
+  if (p < h.arena_lo || p >= h.arena_used.load(std::memory_order_relaxed)) return nullptr;
+  return h.pagemap[(p - h.arena_lo) >> pageShift];
 }
 
 // malloc.cpp
@@ -174,9 +188,7 @@ void mcache_release_all();  // world stopped: return every P's cached spans to m
 void mcache_flush_stats(mcache* c);
 mcache* mcache_of(P* p);
 void mcache_flush_all_stats();  // world stopped, noplock held
-void mcache_free_all();         // teardown
-void gc_noplock_acquire();      // the collector: no P-less allocation while it marks
-void gc_noplock_release();
+void mcache_free_all(mheap& h);  // teardown
 void noplock_recent_for_each(const std::function<void(std::uintptr_t lo, std::uintptr_t hi)>& fn);
 
 // mgcsweep.cpp
@@ -184,17 +196,18 @@ bool sweepspan(mspan* s, bool preserve);  // false: the span was freed to the he
 bool sweepone();                          // sweep one span from any unswept list; false: none left
 void finish_sweep();                      // sweep everything left (outside the pause)
 void sweeper_wake();
-void sweep_reset();  // a new run: forget the last run's sweeper
-void bgsweep();      // the background sweeper goroutine
-extern std::atomic<int> sweep_inflight;
+void bgsweep();  // the background sweeper goroutine
 
 // mgcmark.cpp
 std::uint64_t gc_mark_roots_and_heap(G* self);  // returns the marked bytes
-void gc_mark_stop_helpers();                    // teardown: join the mark threads
+struct workType;
+void gc_mark_stop_helpers(workType& work);      // teardown: join the mark threads
+
+// roots.cpp: the registry of extra roots (goro/gc.hpp RootNode).
+void roots_lock_all();  // every shard, in index order (the collector)
+void roots_unlock_all();
 void roots_for_each(
-    const std::function<void(std::uintptr_t lo, std::uintptr_t hi)>& fn);  // roots_lock held
-void roots_lock();
-void roots_unlock();
+    const std::function<void(std::uintptr_t lo, std::uintptr_t hi)>& fn);  // all shards locked
 
 // mfinal.cpp
 void finq_push(void* obj);  // queue a dead finalizable object
@@ -203,22 +216,10 @@ void finq_for_each(
 void finq_lock();
 void finq_unlock();
 void runfinq();  // the finalizer goroutine
-void finq_reset();
 
 // mgc.cpp
-struct GcState;
-extern std::atomic<bool> gc_marking;  // world stopped for marking
-extern std::atomic<std::uint64_t> gc_cycle;
-extern std::atomic<std::uint64_t> next_gc;
-extern std::atomic<int> gc_percent_;
 void gc_maybe_trigger();  // allocating goroutine: heap over the goal?
 void gc_start_workers();
-void gc_init(Runtime* r);
-void gc_teardown(Runtime* r);
-void gc_sysmon_check(Runtime* r, std::int64_t now);  // forcegc
-void go_system(void (*fn)());                        // start a runtime goroutine (not counted)
-
-// GC-internal statistics printed by gctrace.
-std::uint64_t heap_inuse_bytes();
+void go_system(void (*fn)());  // start a runtime goroutine (not counted)
 
 }  // namespace goro::detail

@@ -20,17 +20,15 @@
 #include <vector>
 
 #include "gc/malloc.hpp"
+#include "gc/mgc.hpp"
 #include "sched/proc.hpp"
 
 namespace goro::detail {
 
-namespace {
+// The queue, its lock and the goroutine are the run's: GcState::fin
+// (gc/mgc.hpp).
 
-Lock finlock{LockRank::sema};     // guards everything below
-std::vector<void*> finq;          // slots waiting for their destructor
-void* volatile fincur = nullptr;  // the slot whose destructor runs now
-G* fing = nullptr;                // the finalizer goroutine
-bool fingwait = false;            // fing is parked on an empty queue
+namespace {
 
 // unlock_mutex is gopark's unlockf: the lock is released on g0, after the
 // goroutine is switched out (a goroutine-aware Lock, not a std::mutex, since
@@ -43,48 +41,42 @@ bool unlock_mutex(G*, void* l) {
 }  // namespace
 
 void finq_push(void* slot) {
+  finState& f = gcs().fin;
   G* wake = nullptr;
   {
-    std::lock_guard<Lock> lk(finlock);
-    finq.push_back(slot);
-    if (fingwait) {
-      fingwait = false;
-      wake = fing;
+    std::lock_guard<Lock> lk(f.lock);
+    f.q.push_back(slot);
+    if (f.gwait) {
+      f.gwait = false;
+      wake = f.g;
     }
   }
   if (wake != nullptr) goready(wake);
 }
 
 void finq_lock() {
-  finlock.lock();
+  gcs().fin.lock.lock();
 }
 void finq_unlock() {
-  finlock.unlock();
+  gcs().fin.lock.unlock();
 }
 
 void finq_for_each(const std::function<void(std::uintptr_t, std::uintptr_t)>& fn) {
-  if (!finq.empty()) {
-    const auto lo = reinterpret_cast<std::uintptr_t>(finq.data());
-    fn(lo, lo + finq.size() * sizeof(void*));
+  finState& f = gcs().fin;
+  if (!f.q.empty()) {
+    const auto lo = reinterpret_cast<std::uintptr_t>(f.q.data());
+    fn(lo, lo + f.q.size() * sizeof(void*));
   }
-  const auto cur = reinterpret_cast<std::uintptr_t>(&fincur);
+  const auto cur = reinterpret_cast<std::uintptr_t>(&f.cur);
   fn(cur, cur + sizeof(void*));
-}
-
-void finq_reset() {
-  std::lock_guard<Lock> lk(finlock);
-  finq.clear();
-  finq.shrink_to_fit();
-  fincur = nullptr;
-  fing = nullptr;
-  fingwait = false;
 }
 
 // runfinq is the finalizer goroutine: one destructor at a time.
 void runfinq() {
+  finState& f = gcs().fin;
   {
-    std::lock_guard<Lock> lk(finlock);
-    fing = getg();
+    std::lock_guard<Lock> lk(f.lock);
+    f.g = getg();
   }
   for (;;) {
     void* slot;
@@ -92,22 +84,22 @@ void runfinq() {
       // Runtime code between destructors (which are user code and run
       // outside): opening the Entry takes back a P a long destructor lost.
       Entry e("goro finalizer goroutine");
-      finlock.lock();
-      if (finq.empty()) {
-        fingwait = true;
-        gopark(unlock_mutex, &finlock, WaitReason::gc_finalizer_wait);
+      f.lock.lock();
+      if (f.q.empty()) {
+        f.gwait = true;
+        gopark(unlock_mutex, &f.lock, WaitReason::gc_finalizer_wait);
         continue;
       }
-      slot = finq.back();
-      finq.pop_back();
-      fincur = slot;
-      finlock.unlock();
+      slot = f.q.back();
+      f.q.pop_back();
+      f.cur = slot;
+      f.lock.unlock();
     }
     auto* hdr = static_cast<std::uintptr_t*>(slot);
     const auto fn = reinterpret_cast<DtorFn>(hdr[0]);
     fn(static_cast<char*>(slot) + dtorHeader, hdr[1]);
-    std::lock_guard<Lock> lk(finlock);
-    fincur = nullptr;
+    std::lock_guard<Lock> lk(f.lock);
+    f.cur = nullptr;
   }
 }
 

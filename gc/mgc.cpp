@@ -28,55 +28,38 @@
 // forcegc: a helper goroutine parks (force_gc_idle); sysmon readies it when
 // no cycle ran for cfg.forcegc_ms (Go: forcegcperiod, 2 minutes).
 //
+// State: everything above lives in the run's GcState (gc/mgc.hpp: work,
+// gcController, forcegc), made by gc_init and destroyed by gc_teardown, so a
+// new run() starts from constructed state. The cleanup hooks are the
+// process's: registered once (sync.Pool does so on first use), they run in
+// every later run's cycles until unregistered.
+//
 // Invariants:
-//   - One cycle at a time (gcsema); cycles are numbered by num_gc.
-//   - gc_marking is true only with the world stopped and noplock held.
-//   - next_gc >= heapMinimum whenever gc_percent >= 0.
+//   - One cycle at a time (work.startSema, "gcsema"); cycles are numbered by
+//     num_gc (work.cycles).
+//   - work.marking is true only with the world stopped and noplock held.
+//   - heapGoal >= heapMinimum whenever GOGC >= 0.
+//   - Locks are ranked (sched/lockrank.hpp has the one order).
 #include <cstdio>
-#include <map>
 
+#include "gc/gc.hpp"
 #include "gc/malloc.hpp"
+#include "gc/mgc.hpp"
 #include "sched/nanotime.hpp"
 #include "sched/proc.hpp"
 
 namespace goro::detail {
 
-std::atomic<bool> gc_marking{false};
-std::atomic<std::uint64_t> gc_cycle{0};
-std::atomic<std::uint64_t> next_gc{0};
-std::atomic<int> gc_percent_{100};
-
 namespace {
 
-constexpr std::uint64_t heapMinimum = 4 << 20;
-
-std::atomic<std::uint64_t> heap_marked{0};  // live bytes found by the last mark
-std::atomic<G*> gc_owner{nullptr};          // the goroutine running a cycle
-
-std::atomic<std::uint32_t> gcsema{1};
-std::atomic<bool> workers_started{false};
-std::atomic<bool> heap_ready{false};
-std::atomic<std::int64_t> last_gc_ns{0};
-std::uint64_t pause_total_ns = 0;  // under gcsema
-std::uint64_t pause_ns[256] = {};  // PauseNs ring, by cycle
-std::int64_t gc_cpu_ns = 0;        // sum of cycle durations, for gctrace's P%
-
-// The cleanup hooks.
-std::mutex hooklock;
-std::vector<std::pair<gc::HookId, std::function<void()>>> hooks;
-gc::HookId nexthook = 1;
-
-// The root registry: Roots, channel buffers, gc_add_root.
-std::mutex rootlock;
-std::map<const void*, std::size_t>& roots() {
-  static std::map<const void*, std::size_t> m;
-  return m;
-}
-
-// forcegc helper state.
-Lock fglock{LockRank::sema};
-bool fg_idle = false;
-G* fg = nullptr;
+// The cleanup hooks, the process's (see above): constant-initialised, so
+// registering works from anywhere, even before main.
+struct cleanupHooks {
+  Lock lock{LockRank::hooks};  // guards list and next; held while the hooks run
+  std::vector<std::pair<gc::HookId, std::function<void()>>> list;
+  gc::HookId next = 1;
+};
+constinit cleanupHooks hooks;
 
 // unlock_mutex is gopark's unlockf: the lock is released on g0, after the
 // goroutine is switched out (a goroutine-aware Lock, not a std::mutex, since
@@ -86,95 +69,107 @@ bool unlock_mutex(G*, void* l) {
   return true;
 }
 
-void set_goal(std::uint64_t live) {
-  const int pct = gc_percent_.load(std::memory_order_relaxed);
+// set_goal sets the next cycle's heap goal from the live bytes of the last
+// mark (gcController's heapGoal).
+void set_goal(gcControllerState& c, std::uint64_t live) {
+  const int pct = c.percent.load(std::memory_order_relaxed);
   std::uint64_t goal =
       pct < 0 ? ~std::uint64_t(0) : live + live * static_cast<std::uint64_t>(pct) / 100;
-  if (pct >= 0 && goal < heapMinimum) goal = heapMinimum;
-  next_gc.store(goal, std::memory_order_relaxed);
+  if (pct >= 0 && goal < gcControllerState::heapMinimum) goal = gcControllerState::heapMinimum;
+  c.heapGoal.store(goal, std::memory_order_relaxed);
 }
 
 // gc_cycle_locked runs one cycle; gcsema held, on a goroutine with a P.
 void gc_cycle_locked(bool forced) {
+  GcState& gc = gcs();
+  mheap& h = gc.heap;
+  workType& work = gc.work;
   gc_start_workers();
-  gc_owner.store(getg(), std::memory_order_relaxed);
+  work.owner.store(getg(), std::memory_order_relaxed);
   const std::int64_t t0 = nanotime();
   finish_sweep();
   // main has returned: the other Ms are leaving and would never stop.
   if (rt()->sched.exiting.load(std::memory_order_acquire)) {
-    gc_owner.store(nullptr, std::memory_order_relaxed);
+    work.owner.store(nullptr, std::memory_order_relaxed);
     return;
   }
   const std::int64_t t1 = nanotime();
   stop_the_world("GC");
-  gc_noplock_acquire();
-  gc_marking.store(true, std::memory_order_relaxed);
+  h.noplock.lock();
+  work.marking.store(true, std::memory_order_relaxed);
   const std::int64_t t2 = nanotime();
   {
-    std::lock_guard<std::mutex> lk(hooklock);
-    for (auto& h : hooks) h.second();
+    std::lock_guard<Lock> lk(hooks.lock);
+    for (auto& hook : hooks.list) hook.second();
   }
   // Anything left unswept (a span popped mid-race) is swept now: rare.
   while (sweepone()) {
   }
   mcache_release_all();
-  const std::uint64_t heap0 = mheap_.heap_live.load(std::memory_order_relaxed);
+  const std::uint64_t heap0 = h.heap_live.load(std::memory_order_relaxed);
   const std::uint64_t marked = gc_mark_roots_and_heap(getg());
-  for (mcentral& c : mheap_.central) {
-    std::lock_guard<std::mutex> lk(c.lock);
+  for (mcentral& c : h.central) {
+    std::lock_guard<Lock> lk(c.lock);
     c.unswept.splice(c.partial);
     c.unswept.splice(c.full);
   }
   {
-    std::lock_guard<std::mutex> lk(mheap_.lock);
-    mheap_.large_unswept.splice(mheap_.large);
+    std::lock_guard<Lock> lk(h.lock);
+    h.large_unswept.splice(h.large);
   }
-  const std::uint64_t n = gc_cycle.fetch_add(1, std::memory_order_relaxed) + 1;
-  mheap_.heap_live.store(marked, std::memory_order_relaxed);
-  heap_marked.store(marked, std::memory_order_relaxed);
-  set_goal(marked);
-  gc_marking.store(false, std::memory_order_relaxed);
-  gc_noplock_release();
+  const std::uint64_t n = work.cycles.fetch_add(1, std::memory_order_relaxed) + 1;
+  h.heap_live.store(marked, std::memory_order_relaxed);
+  gc.controller.heapMarked.store(marked, std::memory_order_relaxed);
+  set_goal(gc.controller, marked);
+  work.marking.store(false, std::memory_order_relaxed);
+  h.noplock.unlock();
   const std::int64_t t3 = nanotime();
   start_the_world();
   const std::int64_t t4 = nanotime();
   const auto pause = static_cast<std::uint64_t>(t4 - t1);
-  pause_ns[(n - 1) % 256] = pause;
-  pause_total_ns += pause;
-  gc_cpu_ns += t4 - t0;
-  last_gc_ns.store(t4, std::memory_order_relaxed);
-  gc_owner.store(nullptr, std::memory_order_relaxed);
+  work.pauseNs[(n - 1) % gcPauseRing] = pause;
+  work.pauseTotalNs += pause;
+  work.cpuNs += t4 - t0;
+  gc.controller.lastGcNs.store(t4, std::memory_order_relaxed);
+  work.owner.store(nullptr, std::memory_order_relaxed);
   sweeper_wake();
   Runtime* r = rt();
   if (r->cfg.gctrace) {
     const double since = static_cast<double>(t0 - r->start_time) / 1e9;
     const int pct =
-        static_cast<int>(100 * gc_cpu_ns / std::max<std::int64_t>(1, t4 - r->start_time));
+        static_cast<int>(100 * work.cpuNs / std::max<std::int64_t>(1, t4 - r->start_time));
     std::fprintf(
         stderr,
         "gc %llu @%.3fs %d%%: %.3f+%.3f+%.3f ms clock, %llu->%llu->%llu MB, %llu MB goal, %d P%s\n",
         static_cast<unsigned long long>(n), since, pct, (t2 - t0) / 1e6, (t3 - t2) / 1e6,
         (t4 - t3) / 1e6, static_cast<unsigned long long>(heap0 >> 20),
         static_cast<unsigned long long>(heap0 >> 20), static_cast<unsigned long long>(marked >> 20),
-        static_cast<unsigned long long>(next_gc.load() >> 20), r->gomaxprocs.load(),
-        forced ? " (forced)" : "");
+        static_cast<unsigned long long>(gc.controller.heapGoal.load() >> 20),
+        r->gomaxprocs.load(), forced ? " (forced)" : "");
   }
 }
 
+// gc_run_cycle takes gcsema and runs a cycle (gcStart's entry).
+void gc_run_cycle(bool forced) {
+  std::atomic<std::uint32_t>* sema = &gcs().work.startSema;
+  semacquire(sema, false, WaitReason::gc_stop_the_world);
+  gc_cycle_locked(forced);
+  semrelease(sema, false);
+}
+
 void forcegchelper() {
+  forcegcState& fg = gcs().forcegc;
   {
-    std::lock_guard<Lock> lk(fglock);
-    fg = getg();
+    std::lock_guard<Lock> lk(fg.lock);
+    fg.g = getg();
   }
   Entry e("goro forcegc helper");  // runtime code throughout; parks inside
   for (;;) {
-    fglock.lock();
-    fg_idle = true;
-    gopark(unlock_mutex, &fglock, WaitReason::force_gc_idle);
-    if (gc_percent_.load(std::memory_order_relaxed) < 0) continue;
-    semacquire(&gcsema, false, WaitReason::gc_stop_the_world);
-    gc_cycle_locked(true);
-    semrelease(&gcsema, false);
+    fg.lock.lock();
+    fg.idle = true;
+    gopark(unlock_mutex, &fg.lock, WaitReason::force_gc_idle);
+    if (gcs().controller.percent.load(std::memory_order_relaxed) < 0) continue;
+    gc_run_cycle(true);
   }
 }
 
@@ -188,10 +183,9 @@ void go_system(void (*fn)()) {
 // gc_start_workers starts the background sweeper, the finalizer goroutine and
 // the forcegc helper, once per run, from the first goroutine that allocates.
 void gc_start_workers() {
+  std::atomic<bool>& started = gcs().workersStarted;
   bool f = false;
-  if (workers_started.load(std::memory_order_relaxed) ||
-      !workers_started.compare_exchange_strong(f, true))
-    return;
+  if (started.load(std::memory_order_relaxed) || !started.compare_exchange_strong(f, true)) return;
   go_system(bgsweep);
   go_system(runfinq);
   go_system(forcegchelper);
@@ -204,101 +198,75 @@ void gc_maybe_trigger() {
   if (m->p == nullptr || holdslocks(g)) {
     return;  // cannot stop the world from here
   }
-  if (!workers_started.load(std::memory_order_relaxed)) gc_start_workers();
-  if (gc_owner.load(std::memory_order_relaxed) == m->curg.load(std::memory_order_relaxed)) return;
-  if (gc_percent_.load(std::memory_order_relaxed) < 0) return;
-  if (mheap_.heap_live.load(std::memory_order_relaxed) < next_gc.load(std::memory_order_relaxed))
+  GcState& gc = gcs();
+  if (!gc.workersStarted.load(std::memory_order_relaxed)) gc_start_workers();
+  if (gc.work.owner.load(std::memory_order_relaxed) == m->curg.load(std::memory_order_relaxed))
     return;
+  if (gc.controller.percent.load(std::memory_order_relaxed) < 0) return;
+  auto over_goal = [&gc] {
+    return gc.heap.heap_live.load(std::memory_order_relaxed) >=
+           gc.controller.heapGoal.load(std::memory_order_relaxed);
+  };
+  if (!over_goal()) return;
   if (rt()->sched.exiting.load(std::memory_order_relaxed)) return;
-  const std::uint64_t n = gc_cycle.load(std::memory_order_relaxed);
-  semacquire(&gcsema, false, WaitReason::gc_stop_the_world);
-  if (gc_cycle.load(std::memory_order_relaxed) == n &&
-      mheap_.heap_live.load(std::memory_order_relaxed) >= next_gc.load(std::memory_order_relaxed))
-    gc_cycle_locked(false);
-  semrelease(&gcsema, false);
+  const std::uint64_t n = gc.work.cycles.load(std::memory_order_relaxed);
+  semacquire(&gc.work.startSema, false, WaitReason::gc_stop_the_world);
+  // Another goroutine may have run the cycle while we waited.
+  if (gc.work.cycles.load(std::memory_order_relaxed) == n && over_goal()) gc_cycle_locked(false);
+  semrelease(&gc.work.startSema, false);
 }
 
 // gc_sysmon_check: sysmon's forcegc test (no cycle for forcegc_ms).
 void gc_sysmon_check(Runtime* r, std::int64_t now) {
-  if (!heap_ready.load(std::memory_order_relaxed) ||
-      gc_percent_.load(std::memory_order_relaxed) < 0)
+  GcState& gc = *r->gc;
+  if (gc.controller.percent.load(std::memory_order_relaxed) < 0) return;
+  if (now - gc.controller.lastGcNs.load(std::memory_order_relaxed) < r->cfg.forcegc_ms * 1000000)
     return;
-  if (now - last_gc_ns.load(std::memory_order_relaxed) < r->cfg.forcegc_ms * 1000000) return;
   G* g = nullptr;
   {
-    std::lock_guard<Lock> lk(fglock);
-    if (fg_idle) {
-      fg_idle = false;
-      g = fg;
+    std::lock_guard<Lock> lk(gc.forcegc.lock);
+    if (gc.forcegc.idle) {
+      gc.forcegc.idle = false;
+      g = gc.forcegc.g;
     }
   }
   if (g != nullptr) {
-    last_gc_ns.store(now, std::memory_order_relaxed);  // one kick per period
+    gc.controller.lastGcNs.store(now, std::memory_order_relaxed);  // one kick per period
     goready(g);
   }
 }
 
+GcState::GcState(Runtime* r) {
+  if (!mheap_init(heap)) fatal("gc: cannot reserve the heap arena");
+  controller.percent.store(r->cfg.gc_percent, std::memory_order_relaxed);
+  controller.lastGcNs.store(r->start_time, std::memory_order_relaxed);
+  set_goal(controller, 0);
+  work.hogs.resize(static_cast<std::size_t>(r->sched.maxmcount));
+}
+
+GcState::~GcState() {
+  gc_mark_stop_helpers(work);
+  mcache_free_all(heap);
+  mheap_release(heap);
+}
+
+void GcStateFree::operator()(GcState* s) const {
+  delete s;
+}
+
 void gc_init(Runtime* r) {
-  if (!mheap_init()) fatal("gc: cannot reserve the heap arena");
-  int pct = r->cfg.gc_percent;
-  gc_percent_.store(pct, std::memory_order_relaxed);
-  gc_cycle.store(0, std::memory_order_relaxed);
-  pause_total_ns = 0;
-  for (auto& p : pause_ns) p = 0;
-  gc_cpu_ns = 0;
-  heap_marked.store(0, std::memory_order_relaxed);
-  gc_owner.store(nullptr, std::memory_order_relaxed);
-  set_goal(0);
-  workers_started.store(false, std::memory_order_relaxed);
-  last_gc_ns.store(r->start_time, std::memory_order_relaxed);
-  {
-    std::lock_guard<Lock> lk(fglock);
-    fg = nullptr;
-    fg_idle = false;
-  }
-  finq_reset();
-  sweep_reset();
-  heap_ready.store(true, std::memory_order_release);
+  r->gc.reset(new GcState(r));
 }
 
-void gc_teardown(Runtime*) {
-  heap_ready.store(false, std::memory_order_release);
-  gc_mark_stop_helpers();
-  finq_reset();
-  mcache_free_all();
-  mheap_release();
-}
-
-// --- the registry of extra roots ---
-
-void gc_add_root(const void* p, std::size_t len) {
-  std::lock_guard<std::mutex> lk(rootlock);
-  roots()[p] = len;
-}
-
-void gc_remove_root(const void* p) {
-  std::lock_guard<std::mutex> lk(rootlock);
-  roots().erase(p);
-}
-
-void roots_lock() {
-  rootlock.lock();
-}
-void roots_unlock() {
-  rootlock.unlock();
-}
-
-void roots_for_each(const std::function<void(std::uintptr_t, std::uintptr_t)>& fn) {
-  for (auto& [p, len] : roots()) {
-    const auto lo = reinterpret_cast<std::uintptr_t>(p);
-    fn(lo, lo + len);
-  }
+void gc_teardown(Runtime* r) {
+  r->gc.reset();
 }
 
 bool gc_is_object_start(const void* ptr) {
   const auto p = reinterpret_cast<std::uintptr_t>(ptr);
-  if (!heap_ready.load(std::memory_order_acquire)) return false;
-  mspan* s = spanOf(p);
+  Runtime* r = rt();
+  if (r == nullptr || r->gc == nullptr) return false;
+  mspan* s = spanOf(r->gc->heap, p);
   if (s == nullptr) return false;
   const std::size_t i = s->objindex(p);
   if (i >= s->nelems || !s->isAllocated(i)) return false;
@@ -308,9 +276,12 @@ bool gc_is_object_start(const void* ptr) {
 }
 
 std::uint64_t gc_pause_ns(std::uint64_t n) {
-  const std::uint64_t cur = gc_cycle.load(std::memory_order_relaxed);
-  if (n == 0 || n > cur || n + 256 <= cur) return 0;
-  return pause_ns[(n - 1) % 256];
+  Runtime* r = rt();
+  if (r == nullptr || r->gc == nullptr) return 0;
+  const workType& work = r->gc->work;
+  const std::uint64_t cur = work.cycles.load(std::memory_order_relaxed);
+  if (n == 0 || n > cur || n + gcPauseRing <= cur) return 0;
+  return work.pauseNs[(n - 1) % gcPauseRing];
 }
 
 }  // namespace goro::detail
@@ -321,35 +292,37 @@ using namespace goro::detail;
 
 void collect() {
   Entry e("goro::gc::collect");
-  semacquire(&gcsema, false, WaitReason::gc_stop_the_world);
-  gc_cycle_locked(true);
-  semrelease(&gcsema, false);
+  gc_run_cycle(true);
   // Like runtime.GC, return with the heap swept: the statistics are final
   // and finalizers of this cycle's garbage are queued. Memory free since
   // before the previous cycle goes back to the OS now rather than whenever
   // the background sweeper gets a turn.
   finish_sweep();
-  mheap_scavenge(gc_cycle.load(std::memory_order_relaxed));
+  mheap_scavenge(gcs().work.cycles.load(std::memory_order_relaxed));
 }
 
 int set_percent(int pct) {
-  const int old = gc_percent_.exchange(pct, std::memory_order_relaxed);
-  set_goal(heap_marked.load(std::memory_order_relaxed));  // as Go: from the last mark
+  Runtime* r = rt();
+  if (r == nullptr || r->gc == nullptr)
+    throw Error("goro::gc::set_percent called outside a running goro runtime");
+  gcControllerState& c = r->gc->controller;
+  const int old = c.percent.exchange(pct, std::memory_order_relaxed);
+  set_goal(c, c.heapMarked.load(std::memory_order_relaxed));  // as Go: from the last mark
   return old;
 }
 
 HookId register_cleanup(std::function<void()> hook) {
-  std::lock_guard<std::mutex> lk(hooklock);
-  const HookId id = nexthook++;
-  hooks.emplace_back(id, std::move(hook));
+  std::lock_guard<Lock> lk(hooks.lock);
+  const HookId id = hooks.next++;
+  hooks.list.emplace_back(id, std::move(hook));
   return id;
 }
 
 void unregister_cleanup(HookId id) {
-  std::lock_guard<std::mutex> lk(hooklock);
-  for (auto it = hooks.begin(); it != hooks.end(); ++it) {
+  std::lock_guard<Lock> lk(hooks.lock);
+  for (auto it = hooks.list.begin(); it != hooks.list.end(); ++it) {
     if (it->first == id) {
-      hooks.erase(it);
+      hooks.list.erase(it);
       return;
     }
   }
@@ -357,24 +330,26 @@ void unregister_cleanup(HookId id) {
 
 Stats stats() {
   Entry e("goro::gc::stats");
-  semacquire(&gcsema, false, WaitReason::gc_stop_the_world);
+  GcState& gc = gcs();
+  mheap& h = gc.heap;
+  semacquire(&gc.work.startSema, false, WaitReason::gc_stop_the_world);
   stop_the_world("ReadMemStats");
-  gc_noplock_acquire();
+  h.noplock.lock();
   mcache_flush_all_stats();
   Stats s{};
-  s.num_gc = gc_cycle.load(std::memory_order_relaxed);
-  s.total_alloc = mheap_.total_alloc.load(std::memory_order_relaxed);
-  s.heap_alloc = s.total_alloc - mheap_.freed_bytes.load(std::memory_order_relaxed);
-  s.mallocs = mheap_.nmalloc.load(std::memory_order_relaxed);
-  s.frees = mheap_.nfree.load(std::memory_order_relaxed);
+  s.num_gc = gc.work.cycles.load(std::memory_order_relaxed);
+  s.total_alloc = h.total_alloc.load(std::memory_order_relaxed);
+  s.heap_alloc = s.total_alloc - h.freed_bytes.load(std::memory_order_relaxed);
+  s.mallocs = h.nmalloc.load(std::memory_order_relaxed);
+  s.frees = h.nfree.load(std::memory_order_relaxed);
   s.heap_objects = s.mallocs - s.frees;
-  s.heap_sys = mheap_.heap_sys_bytes.load(std::memory_order_relaxed);
-  s.next_gc = next_gc.load(std::memory_order_relaxed);
-  s.pause_total_ns = pause_total_ns;
-  s.last_pause_ns = s.num_gc > 0 ? pause_ns[(s.num_gc - 1) % 256] : 0;
-  gc_noplock_release();
+  s.heap_sys = h.heap_sys_bytes.load(std::memory_order_relaxed);
+  s.next_gc = gc.controller.heapGoal.load(std::memory_order_relaxed);
+  s.pause_total_ns = gc.work.pauseTotalNs;
+  s.last_pause_ns = s.num_gc > 0 ? gc.work.pauseNs[(s.num_gc - 1) % gcPauseRing] : 0;
+  h.noplock.unlock();
   start_the_world();
-  semrelease(&gcsema, false);
+  semrelease(&gc.work.startSema, false);
   return s;
 }
 

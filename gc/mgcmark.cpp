@@ -21,8 +21,8 @@
 //     its interrupted registers are scanned too (suspend_hogs); the collecting G
 //     from its current SP after spilling its own registers
 //     (__builtin_unwind_init);
-//   - the root registry (Root<T>, channel buffers, gc_add_root);
-//   - the last 256 objects allocated without a P (malloc.cpp noprecent): a
+//   - the root registry (gc/roots.cpp: Root<T>, channel buffers, gc_add_root);
+//   - the last noplockRecent objects allocated without a P (noprecent): a
 //     goroutine in blocking() is not stopped, and holds a new object only in
 //     a register until it stores it;
 //   - the finalizer queue.
@@ -33,19 +33,26 @@
 // to a shared list (Go's work.full) from which idle workers take. Greying is
 // a fetch_or then, so of two workers racing on an object exactly one pushes
 // it. The mark ends when all workers wait on an empty list. With one worker
-// the mark bit is set with a plain load/store (no locked instruction).
+// the mark bit is set with a plain load/store (no locked instruction). The
+// helpers have no M; they sleep on Notes (futexes) between cycles and while
+// waiting for a batch, and take only work.fullLock, a ranked Lock like every
+// other runtime lock.
+//
+// State: the workers' stacks, the shared list and the helpers are the run's
+// (GcState::work, gc/mgc.hpp), joined and freed when the run ends.
 //
 // Invariants:
 //   - Only allocated slots are marked (allocBits checked), so sweep never
 //     resurrects a free slot.
 //   - A marked object in a scan span is pushed exactly once.
-//   - The root scan holds finlock, allglock and rootlock (in rank order),
-//     taken after the hogs are suspended; the drain holds none.
+//   - The root scan holds finlock, allglock and every root shard (in rank
+//     order: sched/lockrank.hpp), taken after the hogs are suspended; the
+//     drain holds none but, briefly, work.fullLock.
 #include <algorithm>
-#include <condition_variable>
 #include <thread>
 
 #include "gc/malloc.hpp"
+#include "gc/mgc.hpp"
 #include "sched/config.hpp"
 #include "sched/proc.hpp"
 
@@ -55,41 +62,8 @@ namespace {
 
 #define GORO_NO_SANITIZE __attribute__((no_sanitize("address", "thread"), noinline))
 
-// gcWork is one worker's mark stack (a vector of object bases).
-struct Grey {
-  std::uintptr_t obj, size;
-};
-
-struct alignas(64) gcWork {
-  std::vector<Grey> stack;
-  std::uint64_t marked_bytes = 0;
-  bool parallel = false;  // other workers mark too: set bits with fetch_or
-};
-
-constexpr int maxMarkWorkers = 8;
-gcWork works[maxMarkWorkers];
-
-// The shared work list (Go's work.full): batches of grey objects a worker
-// with plenty gives away for idle workers to take. Guarded by wlock.
-std::mutex wlock;
-std::condition_variable wcv;
-std::vector<std::vector<Grey>> wfull;
-int nwait = 0;     // workers waiting for a batch
-int nmarking = 0;  // workers in this drain
-bool mark_done = false;
-std::atomic<int> nwait_hint{0};  // nwait, readable without wlock
-
-// The helper threads (gcBgMarkWorker, as threads: the world is stopped, so
-// no M is free to run a goroutine). Guarded by hlock.
-std::mutex hlock;
-std::condition_variable hcv, hdone;
-std::vector<std::thread> helpers;
-std::uint64_t hepoch = 0;
-int hrunning = 0;
-bool hquit = false;
-
-inline void greyobject(gcWork& w, std::uintptr_t p) {
-  mspan* s = spanOf(p);
+inline void greyobject(const mheap& h, gcWork& w, std::uintptr_t p) {
+  mspan* s = spanOf(h, p);
   if (s == nullptr) return;
   const std::size_t i = s->objindex(p);
   if (i >= s->nelems || !s->isAllocated(i)) return;
@@ -107,13 +81,13 @@ inline void greyobject(gcWork& w, std::uintptr_t p) {
   w.stack.push_back({s->base + i * s->elemsize, s->elemsize});
 }
 
-GORO_NO_SANITIZE void scanblock(gcWork& w, std::uintptr_t lo, std::uintptr_t hi) {
+GORO_NO_SANITIZE void scanblock(const mheap& h, gcWork& w, std::uintptr_t lo, std::uintptr_t hi) {
   lo = (lo + 7) & ~std::uintptr_t(7);
-  const std::uintptr_t alo = mheap_.arena_lo;
-  const std::uintptr_t ahi = mheap_.arena_used.load(std::memory_order_relaxed);
+  const std::uintptr_t alo = h.arena_lo;
+  const std::uintptr_t ahi = h.arena_used.load(std::memory_order_relaxed);
   for (std::uintptr_t a = lo; a + 8 <= hi; a += 8) {
     const std::uintptr_t v = *reinterpret_cast<const volatile std::uintptr_t*>(a);
-    if (v >= alo && v < ahi) greyobject(w, v);
+    if (v >= alo && v < ahi) greyobject(h, w, v);
   }
 }
 
@@ -122,8 +96,9 @@ GORO_NO_SANITIZE void scanblock(gcWork& w, std::uintptr_t lo, std::uintptr_t hi)
 // when it enters, so its cache miss overlaps the scanning of the ones ahead
 // of it (marking is bound by memory latency). With other workers waiting,
 // half of a long stack is handed to the shared list.
-void drain_local(gcWork& w) {
+void drain_local(GcState& gc, gcWork& w) {
   constexpr unsigned kAhead = 8;
+  workType& work = gc.work;
   Grey ring[kAhead];
   unsigned head = 0, n = 0;
   for (;;) {
@@ -138,60 +113,78 @@ void drain_local(gcWork& w) {
     const Grey g = ring[head];
     head = (head + 1) % kAhead;
     n--;
-    scanblock(w, g.obj, g.obj + g.size);
-    if (w.parallel && w.stack.size() >= 64 && nwait_hint.load(std::memory_order_relaxed) > 0) {
+    scanblock(gc.heap, w, g.obj, g.obj + g.size);
+    if (w.parallel && w.stack.size() >= 64 && work.nwaitHint.load(std::memory_order_relaxed) > 0) {
       const std::size_t half = w.stack.size() / 2;
       std::vector<Grey> batch(w.stack.begin(), w.stack.begin() + static_cast<std::ptrdiff_t>(half));
       w.stack.erase(w.stack.begin(), w.stack.begin() + static_cast<std::ptrdiff_t>(half));
-      std::lock_guard<std::mutex> lk(wlock);
-      wfull.push_back(std::move(batch));
-      wcv.notify_one();
+      gcWork* wake = nullptr;
+      {
+        std::lock_guard<Lock> lk(work.fullLock);
+        work.full.push_back(std::move(batch));
+        if (!work.sleepers.empty()) {
+          wake = work.sleepers.back();
+          work.sleepers.pop_back();
+        }
+      }
+      if (wake != nullptr) wake->wake.wakeup();
     }
   }
 }
 
-// drain is gcDrain: scan locally, then take batches from the shared list;
-// the mark ends when every worker waits and the list is empty.
-void drain(gcWork& w) {
+// drain is gcDrain: scan locally, then take batches from the shared list.
+// A worker with nothing to do sleeps on its note until a batch arrives; the
+// mark ends when the last worker to run dry finds every other one waiting
+// and the list empty (all local stacks are empty then: a worker waits only
+// after draining its own), and wakes them all.
+void drain(GcState& gc, gcWork& w) {
   if (!w.parallel) {
-    drain_local(w);
+    drain_local(gc, w);
     return;
   }
+  workType& work = gc.work;
   for (;;) {
-    drain_local(w);
-    std::unique_lock<std::mutex> lk(wlock);
-    nwait++;
-    nwait_hint.store(nwait, std::memory_order_relaxed);
-    while (wfull.empty() && !mark_done) {
-      if (nwait == nmarking) {
-        mark_done = true;
-        wcv.notify_all();
+    drain_local(gc, w);
+    work.fullLock.lock();
+    work.nwait++;
+    work.nwaitHint.store(work.nwait, std::memory_order_relaxed);
+    while (work.full.empty() && !work.markDone) {
+      if (work.nwait == work.nmarking) {
+        work.markDone = true;
+        for (gcWork* s : work.sleepers) s->wake.wakeup();
+        work.sleepers.clear();
         break;
       }
-      wcv.wait(lk);
+      w.wake.clear();
+      work.sleepers.push_back(&w);
+      work.fullLock.unlock();
+      w.wake.sleep();  // woken by a batch (and taken off sleepers) or by the end
+      work.fullLock.lock();
     }
-    if (mark_done) return;
-    nwait--;
-    nwait_hint.store(nwait, std::memory_order_relaxed);
-    w.stack.swap(wfull.back());
-    wfull.pop_back();
+    if (work.markDone) {
+      work.fullLock.unlock();
+      return;
+    }
+    work.nwait--;
+    work.nwaitHint.store(work.nwait, std::memory_order_relaxed);
+    w.stack.swap(work.full.back());
+    work.full.pop_back();
+    work.fullLock.unlock();
   }
 }
 
-void helper_loop(int id) {
-  std::uint64_t seen = 0;
+// helper_loop is a mark helper thread: sleep until the collector starts a
+// drain (or says quit), drain, report done.
+void helper_loop(GcState* gc, markHelper* h, int id) {
+  workType& work = gc->work;
   for (;;) {
-    {
-      std::unique_lock<std::mutex> lk(hlock);
-      hcv.wait(lk, [&] { return hquit || hepoch != seen; });
-      if (hquit) return;
-      seen = hepoch;
-    }
-    gcWork& w = works[id];
+    h->start.sleep();
+    h->start.clear();
+    if (work.helpersQuit.load(std::memory_order_acquire)) return;
+    gcWork& w = work.works[id];
     w.marked_bytes = 0;
-    drain(w);
-    std::lock_guard<std::mutex> lk(hlock);
-    if (--hrunning == 0) hdone.notify_all();
+    drain(*gc, w);
+    if (work.nhelping.fetch_sub(1, std::memory_order_acq_rel) == 1) work.helpersDone.wakeup();
   }
 }
 
@@ -201,7 +194,7 @@ int nmarkworkers() {
   return std::max(1, std::min(n, maxMarkWorkers));
 }
 
-GORO_NO_SANITIZE void scan_g(gcWork& w, G* g, G* self) {
+GORO_NO_SANITIZE void scan_g(const mheap& h, gcWork& w, G* g, G* self) {
   const Gstatus st = g->status.load(std::memory_order_acquire);
   if (g == self || st == Gstatus::dead || st == Gstatus::idle) return;
   const auto hi = reinterpret_cast<std::uintptr_t>(g->fiber.stack_hi);
@@ -219,121 +212,125 @@ GORO_NO_SANITIZE void scan_g(gcWork& w, G* g, G* self) {
     // registers blocking() spilled. See docs/gc.md for what is not covered.
     lo = slo;
   }
-  scanblock(w, lo, hi);
+  scanblock(h, w, lo, hi);
 }
 
-// scan_self scans the collecting goroutine's own stack from here up, after
-// forcing its callee-saved registers into this frame.
-GORO_NO_SANITIZE void scan_self(gcWork& w, G* self) {
-  __builtin_unwind_init();
-  void* volatile sp = __builtin_frame_address(0);
-  scanblock(w, reinterpret_cast<std::uintptr_t>(sp) - 256,
+// scan_self_from scans the collecting goroutine's stack from its own frame
+// up: every live frame above it, and nothing below. Not below: the stack
+// under the collector's frames holds the dead frames of its last mark
+// (drain's prefetch ring, greyobject's arguments), and scanning them would
+// keep last cycle's grey objects alive for ever, each mark writing them back
+// to the same slots.
+[[gnu::noinline]] GORO_NO_SANITIZE void scan_self_from(const mheap& h, gcWork& w, G* self) {
+  void* volatile here = nullptr;
+  scanblock(h, w, reinterpret_cast<std::uintptr_t>(&here),
             reinterpret_cast<std::uintptr_t>(self->fiber.stack_hi));
+}
+
+// scan_self scans the collecting goroutine's own stack after forcing its
+// callee-saved registers into this frame, which scan_self_from's range covers.
+GORO_NO_SANITIZE void scan_self(const mheap& h, gcWork& w, G* self) {
+  __builtin_unwind_init();
+  scan_self_from(h, w, self);
+  __asm__ volatile("" ::: "memory");  // keep this frame (and its spills) live: no tail call
 }
 
 }  // namespace
 
 namespace {
-std::uint64_t mark_drain(gcWork& w);
+std::uint64_t mark_drain(GcState& gc, gcWork& w);
 }  // namespace
 
 // gc_mark_roots_and_heap marks everything reachable (world stopped) and
 // returns the bytes marked.
 std::uint64_t gc_mark_roots_and_heap(G* self) {
-  gcWork& w = works[0];
+  Runtime* r = rt();
+  GcState& gc = *r->gc;
+  const mheap& h = gc.heap;
+  gcWork& w = gc.work.works[0];
   w.marked_bytes = 0;
   w.stack.clear();
-  Runtime* r = rt();
   // Goroutines that lost their P to the preemption signal still run: stop
   // them (sched/preempt.cpp suspend_hogs: a signal whose handler saves the
   // registers and waits, as Boehm GC's). It only suspends a thread outside
   // goro's code and the libraries goro calls, so a suspended hog holds none
   // of the locks taken below; take them only afterwards.
-  static M* hogs[10000];  // sched.maxmcount; one cycle at a time (gcsema)
-  const int nhogs = std::min(suspend_hogs(hogs, 10000), 10000);
+  std::vector<M*>& hogs = gc.work.hogs;
+  const int maxhogs = static_cast<int>(hogs.size());
+  const int nhogs = std::min(suspend_hogs(hogs.data(), maxhogs), maxhogs);
   finq_lock();
   r->allglock.lock();
-  roots_lock();
-  scan_self(w, self);
-  for (G* g = r->allgs; g != nullptr; g = g->alllink) scan_g(w, g, self);
-  roots_for_each([&](std::uintptr_t lo, std::uintptr_t hi) { scanblock(w, lo, hi); });
-  finq_for_each([&](std::uintptr_t lo, std::uintptr_t hi) { scanblock(w, lo, hi); });
-  noplock_recent_for_each([&](std::uintptr_t lo, std::uintptr_t hi) { scanblock(w, lo, hi); });
+  roots_lock_all();
+  auto scan = [&](std::uintptr_t lo, std::uintptr_t hi) { scanblock(h, w, lo, hi); };
+  scan_self(h, w, self);
+  for (G* g = r->allgs; g != nullptr; g = g->alllink) scan_g(h, w, g, self);
+  roots_for_each(scan);
+  finq_for_each(scan);
+  noplock_recent_for_each(scan);
   for (int i = 0; i < nhogs; i++) {
     const auto lo = reinterpret_cast<std::uintptr_t>(&hogs[i]->suspend_regs[0]);
-    scanblock(w, lo, lo + sizeof hogs[i]->suspend_regs);
+    scan(lo, lo + sizeof hogs[i]->suspend_regs);
   }
-  roots_unlock();
+  roots_unlock_all();
   r->allglock.unlock();
   finq_unlock();
-  const std::uint64_t marked = mark_drain(w);
-  resume_hogs(hogs, nhogs);
+  const std::uint64_t marked = mark_drain(gc, w);
+  resume_hogs(hogs.data(), nhogs);
   return marked;
 }
 
 namespace {
 
 // mark_drain empties the mark stacks, in parallel when there are CPUs for it.
-std::uint64_t mark_drain(gcWork& w) {
+std::uint64_t mark_drain(GcState& gc, gcWork& w) {
+  workType& work = gc.work;
   const int n = nmarkworkers();
   if (n == 1 || w.stack.size() < 2) {
-    drain(w);
+    drain(gc, w);
     return w.marked_bytes;
   }
   // Parallel: seed the shared list with half the roots' grey objects, start
   // the helpers and drain alongside them.
-  {
-    std::lock_guard<std::mutex> lk(hlock);
-    while (static_cast<int>(helpers.size()) < n - 1) {
-      const int id = static_cast<int>(helpers.size()) + 1;
-      helpers.emplace_back(helper_loop, id);
-    }
+  while (static_cast<int>(work.helpers.size()) < n - 1) {
+    const int id = static_cast<int>(work.helpers.size()) + 1;
+    auto h = std::make_unique<markHelper>();
+    h->thread = std::thread(helper_loop, &gc, h.get(), id);
+    work.helpers.push_back(std::move(h));
   }
   {
-    std::lock_guard<std::mutex> lk(wlock);
-    wfull.clear();
-    nwait = 0;
-    nwait_hint.store(0, std::memory_order_relaxed);
-    nmarking = n;
-    mark_done = false;
+    std::lock_guard<Lock> lk(work.fullLock);
+    work.full.clear();
+    work.sleepers.clear();
+    work.nwait = 0;
+    work.nwaitHint.store(0, std::memory_order_relaxed);
+    work.nmarking = n;
+    work.markDone = false;
     const std::size_t half = w.stack.size() / 2;
-    wfull.emplace_back(w.stack.begin(), w.stack.begin() + static_cast<std::ptrdiff_t>(half));
+    work.full.emplace_back(w.stack.begin(), w.stack.begin() + static_cast<std::ptrdiff_t>(half));
     w.stack.erase(w.stack.begin(), w.stack.begin() + static_cast<std::ptrdiff_t>(half));
   }
-  for (int i = 0; i < n; i++) works[i].parallel = true;
-  {
-    std::lock_guard<std::mutex> lk(hlock);
-    hrunning = n - 1;
-    hepoch++;
-    hcv.notify_all();
-  }
-  drain(w);
-  {
-    std::unique_lock<std::mutex> lk(hlock);
-    hdone.wait(lk, [] { return hrunning == 0; });
-  }
+  for (int i = 0; i < n; i++) work.works[i].parallel = true;
+  work.nhelping.store(n - 1, std::memory_order_relaxed);
+  for (int i = 0; i < n - 1; i++) work.helpers[i]->start.wakeup();
+  drain(gc, w);
+  work.helpersDone.sleep();  // the last helper to finish wakes us
+  work.helpersDone.clear();
   std::uint64_t total = 0;
   for (int i = 0; i < n; i++) {
-    total += works[i].marked_bytes;
-    works[i].parallel = false;
+    total += work.works[i].marked_bytes;
+    work.works[i].parallel = false;
   }
   return total;
 }
 
 }  // namespace
 
-// gc_mark_stop_helpers ends the helper threads (teardown).
-void gc_mark_stop_helpers() {
-  {
-    std::lock_guard<std::mutex> lk(hlock);
-    hquit = true;
-    hcv.notify_all();
-  }
-  for (std::thread& t : helpers) t.join();
-  std::lock_guard<std::mutex> lk(hlock);
-  helpers.clear();
-  hquit = false;
-  hepoch = 0;
+// gc_mark_stop_helpers ends the helper threads (teardown: ~GcState).
+void gc_mark_stop_helpers(workType& work) {
+  work.helpersQuit.store(true, std::memory_order_release);
+  for (auto& h : work.helpers) h->start.wakeup();
+  for (auto& h : work.helpers) h->thread.join();
+  work.helpers.clear();
 }
 
 }  // namespace goro::detail

@@ -11,7 +11,7 @@
 //     before it stops the world (Go's sweep termination, here outside the
 //     pause because nothing new becomes unswept until the next mark).
 // Whoever pops a span off an unswept list owns it until it puts it on
-// partial/full or frees it; sweep_inflight counts those in hand.
+// partial/full or frees it; sweep.inflight counts those in hand.
 //
 // Sweeping a span: a slot that is allocated but not marked is dead. A dead
 // slot with a finalizer (dtorBits) is not freed: it is queued for the
@@ -23,9 +23,12 @@
 //
 // Invariants:
 //   - A span is swept at most once per cycle, by the one who popped it.
-//   - After finish_sweep returns (and sweep_inflight is 0) no span has a
+//   - After finish_sweep returns (and sweep.inflight is 0) no span has a
 //     non-zero gcmarkBits word.
+//   - The sweeper's state is the run's (GcState::sweep): a new run() starts
+//     with no sweeper and nothing in flight.
 #include "gc/malloc.hpp"
+#include "gc/mgc.hpp"
 #include "sched/proc.hpp"
 #include "sched/sanitizers.hpp"
 
@@ -35,14 +38,7 @@
 
 namespace goro::detail {
 
-std::atomic<int> sweep_inflight{0};
-
 namespace {
-
-Lock sweeplock{LockRank::sema};  // guards sweep_parked and sweepg
-bool sweep_parked = false;       // bgsweep is parked waiting for work
-bool sweep_pending = false;      // a cycle ended since bgsweep last looked
-G* sweepg = nullptr;
 
 // unlock_mutex is gopark's unlockf: the lock is released on g0, after the
 // goroutine is switched out (a goroutine-aware Lock, not a std::mutex, since
@@ -52,9 +48,9 @@ bool unlock_mutex(G*, void* l) {
   return true;
 }
 
-void place(mspan* s) {
-  mcentral& c = mheap_.central[s->spanclass];
-  std::lock_guard<std::mutex> lk(c.lock);
+void place(mheap& h, mspan* s) {
+  mcentral& c = h.central[s->spanclass];
+  std::lock_guard<Lock> lk(c.lock);
   if (s->allocCount < s->nelems)
     c.partial.push(s);
   else
@@ -99,46 +95,50 @@ bool sweepspan(mspan* s, bool preserve) {
   }
   s->allocCount = count;
   s->freeindex = 0;
+  mheap& h = mheap_();
   if (nfreed != 0) {
     s->needzero = true;
-    mheap_.nfree.fetch_add(nfreed, std::memory_order_relaxed);
-    mheap_.freed_bytes.fetch_add(nfreed * s->elemsize, std::memory_order_relaxed);
+    h.nfree.fetch_add(nfreed, std::memory_order_relaxed);
+    h.freed_bytes.fetch_add(nfreed * s->elemsize, std::memory_order_relaxed);
   }
   if (count == 0 && !preserve) {
     mheap_free(s);
     return false;
   }
   if (s->large) {
-    std::lock_guard<std::mutex> lk(mheap_.lock);
-    mheap_.large.push(s);
+    std::lock_guard<Lock> lk(h.lock);
+    h.large.push(s);
   }
   return true;
 }
 
 // sweepone sweeps one span from any unswept list; false when none is left.
 bool sweepone() {
+  GcState& gc = gcs();
+  mheap& h = gc.heap;
+  std::atomic<int>& inflight = gc.sweep.inflight;
   for (int sc = 2; sc < numSpanClasses; sc++) {
-    mcentral& c = mheap_.central[sc];
+    mcentral& c = h.central[sc];
     mspan* s;
     {
-      std::lock_guard<std::mutex> lk(c.lock);
+      std::lock_guard<Lock> lk(c.lock);
       s = c.unswept.pop();
       if (s == nullptr) continue;
-      sweep_inflight.fetch_add(1, std::memory_order_acq_rel);
+      inflight.fetch_add(1, std::memory_order_acq_rel);
     }
-    if (sweepspan(s, false)) place(s);
-    sweep_inflight.fetch_sub(1, std::memory_order_acq_rel);
+    if (sweepspan(s, false)) place(h, s);
+    inflight.fetch_sub(1, std::memory_order_acq_rel);
     return true;
   }
   mspan* s;
   {
-    std::lock_guard<std::mutex> lk(mheap_.lock);
-    s = mheap_.large_unswept.pop();
+    std::lock_guard<Lock> lk(h.lock);
+    s = h.large_unswept.pop();
     if (s == nullptr) return false;
-    sweep_inflight.fetch_add(1, std::memory_order_acq_rel);
+    inflight.fetch_add(1, std::memory_order_acq_rel);
   }
   sweepspan(s, false);
-  sweep_inflight.fetch_sub(1, std::memory_order_acq_rel);
+  inflight.fetch_sub(1, std::memory_order_acq_rel);
   return true;
 }
 
@@ -147,25 +147,18 @@ bool sweepone() {
 void finish_sweep() {
   while (sweepone()) {
   }
-  while (sweep_inflight.load(std::memory_order_acquire) != 0) gosched();
-}
-
-void sweep_reset() {
-  std::lock_guard<Lock> lk(sweeplock);
-  sweep_parked = false;
-  sweep_pending = false;
-  sweepg = nullptr;
-  sweep_inflight.store(0, std::memory_order_relaxed);
+  while (gcs().sweep.inflight.load(std::memory_order_acquire) != 0) gosched();
 }
 
 void sweeper_wake() {
+  sweepState& sw = gcs().sweep;
   G* g = nullptr;
   {
-    std::lock_guard<Lock> lk(sweeplock);
-    sweep_pending = true;
-    if (sweep_parked) {
-      sweep_parked = false;
-      g = sweepg;
+    std::lock_guard<Lock> lk(sw.lock);
+    sw.pending = true;
+    if (sw.parked) {
+      sw.parked = false;
+      g = sw.g;
     }
   }
   if (g != nullptr) goready(g);
@@ -174,10 +167,11 @@ void sweeper_wake() {
 // bgsweep is the background sweeper goroutine: it sweeps one span at a time,
 // a safepoint between spans, then returns long-free memory to the OS.
 void bgsweep() {
-  G* g = getg();
+  GcState& gc = gcs();
+  sweepState& sw = gc.sweep;
   {
-    std::lock_guard<Lock> lk(sweeplock);
-    sweepg = g;
+    std::lock_guard<Lock> lk(sw.lock);
+    sw.g = getg();
   }
   for (;;) {
     // One Entry per span: opening it is the safepoint between spans.
@@ -187,15 +181,15 @@ void bgsweep() {
       if (n % 64 == 0) gosched();
     }
     Entry e("goro GC sweeper");
-    mheap_scavenge(gc_cycle.load(std::memory_order_relaxed));
-    sweeplock.lock();
-    if (sweep_pending) {
-      sweep_pending = false;
-      sweeplock.unlock();
+    mheap_scavenge(gc.work.cycles.load(std::memory_order_relaxed));
+    sw.lock.lock();
+    if (sw.pending) {
+      sw.pending = false;
+      sw.lock.unlock();
       continue;
     }
-    sweep_parked = true;
-    gopark(unlock_mutex, &sweeplock, WaitReason::zero);
+    sw.parked = true;
+    gopark(unlock_mutex, &sw.lock, WaitReason::gc_sweep_wait);
   }
 }
 

@@ -28,6 +28,7 @@
 #include <cstring>
 
 #include "gc/malloc.hpp"
+#include "gc/mgc.hpp"
 #include "sched/proc.hpp"
 #include "sched/sanitizers.hpp"
 
@@ -36,8 +37,6 @@
 #endif
 
 namespace goro::detail {
-
-mheap mheap_;
 
 // Size classes: 16-byte steps to 128, then about 4 classes per doubling, so
 // the worst-case internal waste stays under 25% (Go's table is finer, 68
@@ -56,9 +55,9 @@ static_assert(sizeof class_to_npages == sizeof class_to_size / sizeof class_to_s
 
 namespace {
 
+// size_to_class8 is computed once per process from class_to_size (a table,
+// not state).
 std::uint8_t size_to_class8[maxSmallSize / 16 + 1];
-void* raw_mem = nullptr;  // the arena mapping as mmap returned it
-std::size_t raw_size = 0;
 
 struct ClassInit {
   ClassInit() {
@@ -71,20 +70,20 @@ struct ClassInit {
   }
 } class_init;
 
-void pagemap_set(mspan* s, mspan* v) {
-  const std::size_t first = (s->base - mheap_.arena_lo) >> pageShift;
+void pagemap_set(mheap& h, mspan* s, mspan* v) {
+  const std::size_t first = (s->base - h.arena_lo) >> pageShift;
   for (std::size_t i = 0; i < s->npages; i++)
-    __atomic_store_n(&mheap_.pagemap[first + i], v, __ATOMIC_RELEASE);
+    __atomic_store_n(&h.pagemap[first + i], v, __ATOMIC_RELEASE);
 }
 
-void free_insert(std::uintptr_t base, FreeRange r) {
-  mheap_.free_by_addr.emplace(base, r);
-  mheap_.free_by_size.emplace(r.npages, base);
+void free_insert(mheap& h, std::uintptr_t base, FreeRange r) {
+  h.free_by_addr.emplace(base, r);
+  h.free_by_size.emplace(r.npages, base);
 }
 
-void free_erase(std::map<std::uintptr_t, FreeRange>::iterator it) {
-  mheap_.free_by_size.erase({it->second.npages, it->first});
-  mheap_.free_by_addr.erase(it);
+void free_erase(mheap& h, std::map<std::uintptr_t, FreeRange>::iterator it) {
+  h.free_by_size.erase({it->second.npages, it->first});
+  h.free_by_addr.erase(it);
 }
 
 }  // namespace
@@ -137,9 +136,10 @@ void SpanList::splice(SpanList& o) {
   o.n = 0;
 }
 
-// mheap_init reserves the arena and its page map. The reservation shrinks
-// until the kernel accepts it (vm.overcommit_memory=2 refuses huge ones).
-bool mheap_init() {
+// mheap_init reserves the arena and its page map for the freshly constructed
+// h. The reservation shrinks until the kernel accepts it
+// (vm.overcommit_memory=2 refuses huge ones).
+bool mheap_init(mheap& h) {
   static constexpr std::size_t sizes[] = {std::size_t(64) << 30, std::size_t(16) << 30,
                                           std::size_t(4) << 30, std::size_t(1) << 30};
   for (std::size_t size : sizes) {
@@ -157,83 +157,66 @@ bool mheap_init() {
     // same): the marker walks the heap with few TLB misses.
     madvise(mem, size + pageSize, MADV_HUGEPAGE);
     const auto lo = (reinterpret_cast<std::uintptr_t>(mem) + pageSize - 1) & ~(pageSize - 1);
-    mheap_.arena_lo = lo;
-    mheap_.arena_hi = lo + size;
-    mheap_.arena_used.store(lo, std::memory_order_relaxed);
-    mheap_.pagemap = static_cast<mspan**>(pm);
-    // Keep the real mapping's bounds for munmap.
-    mheap_.spanpool.clear();
-    mheap_.released_pages = 0;
-    raw_mem = mem;
-    raw_size = size + pageSize;
-    mheap_.central_cache = mcache{};
-    mheap_.heap_live = 0;
-    mheap_.nmalloc = mheap_.total_alloc = mheap_.nfree = mheap_.freed_bytes = 0;
-    mheap_.heap_sys_bytes = 0;
+    h.arena_lo = lo;
+    h.arena_hi = lo + size;
+    h.arena_used.store(lo, std::memory_order_relaxed);
+    h.pagemap = static_cast<mspan**>(pm);
+    h.raw_mem = mem;  // the real mapping's bounds, for munmap
+    h.raw_size = size + pageSize;
     return true;
   }
   return false;
 }
 
-void mheap_release() {
-  if (mheap_.arena_lo == 0) return;
-  const std::size_t size = mheap_.arena_hi - mheap_.arena_lo;
-  munmap(raw_mem, raw_size);
-  munmap(mheap_.pagemap, (size >> pageShift) * sizeof(mspan*));
-  for (mspan* s : mheap_.allspans) delete s;
-  mheap_.allspans.clear();
-  mheap_.spanpool.clear();
-  mheap_.free_by_addr.clear();
-  mheap_.free_by_size.clear();
-  mheap_.large = SpanList{};
-  mheap_.large_unswept = SpanList{};
-  for (mcentral& c : mheap_.central) {
-    c.partial = SpanList{};
-    c.full = SpanList{};
-    c.unswept = SpanList{};
-  }
-  mheap_.arena_lo = mheap_.arena_hi = 0;
-  mheap_.arena_used.store(0, std::memory_order_relaxed);
-  mheap_.pagemap = nullptr;
+// mheap_release unmaps the arena and the page map and frees the span structs
+// (teardown: no thread uses h any more).
+void mheap_release(mheap& h) {
+  if (h.arena_lo == 0) return;
+  const std::size_t size = h.arena_hi - h.arena_lo;
+  munmap(h.raw_mem, h.raw_size);
+  munmap(h.pagemap, (size >> pageShift) * sizeof(mspan*));
+  for (mspan* s : h.allspans) delete s;
+  h.allspans.clear();
 }
 
 // mheap_alloc returns an inuse span of npages, set up for spanclass (or a
 // large object when large). Its gcmarkBits are zero; allocBits are zero.
 mspan* mheap_alloc(std::size_t npages, int spanclass, bool noscan, bool large) {
+  mheap& h = mheap_();
   std::uintptr_t base = 0;
   bool needzero = false;
   mspan* s = nullptr;
   {
-    std::lock_guard<std::mutex> lk(mheap_.lock);
-    auto it = mheap_.free_by_size.lower_bound({npages, 0});
-    if (it != mheap_.free_by_size.end()) {
+    std::lock_guard<Lock> lk(h.lock);
+    auto it = h.free_by_size.lower_bound({npages, 0});
+    if (it != h.free_by_size.end()) {
       base = it->second;
-      auto ai = mheap_.free_by_addr.find(base);
+      auto ai = h.free_by_addr.find(base);
       FreeRange r = ai->second;
-      free_erase(ai);
+      free_erase(h, ai);
       if (r.npages > npages)
-        free_insert(base + (npages << pageShift), {r.npages - npages, r.scavenged, r.gen});
+        free_insert(h, base + (npages << pageShift), {r.npages - npages, r.scavenged, r.gen});
       needzero = !r.scavenged;
       if (r.scavenged) {
-        mheap_.released_pages -= npages;
-        mheap_.heap_sys_bytes.fetch_add(npages << pageShift, std::memory_order_relaxed);
+        h.released_pages -= npages;
+        h.heap_sys_bytes.fetch_add(npages << pageShift, std::memory_order_relaxed);
       }
     } else {
-      base = mheap_.arena_used.load(std::memory_order_relaxed);
-      if (base + (npages << pageShift) > mheap_.arena_hi)
+      base = h.arena_used.load(std::memory_order_relaxed);
+      if (base + (npages << pageShift) > h.arena_hi)
         fatal("out of memory: GC arena exhausted");
-      mheap_.arena_used.store(base + (npages << pageShift), std::memory_order_release);
-      mheap_.heap_sys_bytes.fetch_add(npages << pageShift, std::memory_order_relaxed);
+      h.arena_used.store(base + (npages << pageShift), std::memory_order_release);
+      h.heap_sys_bytes.fetch_add(npages << pageShift, std::memory_order_relaxed);
     }
-    if (!mheap_.spanpool.empty()) {
-      s = mheap_.spanpool.back();
-      mheap_.spanpool.pop_back();
+    if (!h.spanpool.empty()) {
+      s = h.spanpool.back();
+      h.spanpool.pop_back();
     }
   }
   if (s == nullptr) {
     s = new mspan();
-    std::lock_guard<std::mutex> lk(mheap_.lock);
-    mheap_.allspans.push_back(s);
+    std::lock_guard<Lock> lk(h.lock);
+    h.allspans.push_back(s);
   }
   s->base = base;
   s->npages = npages;
@@ -264,59 +247,61 @@ mspan* mheap_alloc(std::size_t npages, int spanclass, bool noscan, bool large) {
   // Every slot not allocated is poisoned; mallocgc unpoisons what it hands out.
   ASAN_POISON_MEMORY_REGION(reinterpret_cast<void*>(base), npages << pageShift);
 #endif
-  pagemap_set(s, s);
+  pagemap_set(h, s, s);
   return s;
 }
 
 // mheap_free returns s's pages to the free ranges, merging with neighbours.
 void mheap_free(mspan* s) {
+  mheap& h = mheap_();
 #if GORO_ASAN
   ASAN_POISON_MEMORY_REGION(reinterpret_cast<void*>(s->base), s->npages << pageShift);
 #endif
   s->inuse = false;
-  pagemap_set(s, nullptr);
+  pagemap_set(h, s, nullptr);
   std::uintptr_t base = s->base;
   std::size_t npages = s->npages;
-  const std::uint64_t gen = gc_cycle.load(std::memory_order_relaxed);
-  std::lock_guard<std::mutex> lk(mheap_.lock);
+  const std::uint64_t gen = gcs().work.cycles.load(std::memory_order_relaxed);
+  std::lock_guard<Lock> lk(h.lock);
   bool scavenged = false;
-  auto next = mheap_.free_by_addr.find(base + (npages << pageShift));
-  if (next != mheap_.free_by_addr.end()) {
+  auto next = h.free_by_addr.find(base + (npages << pageShift));
+  if (next != h.free_by_addr.end()) {
     if (next->second.scavenged) {
-      mheap_.released_pages -= next->second.npages;
-      mheap_.heap_sys_bytes.fetch_add(next->second.npages << pageShift, std::memory_order_relaxed);
+      h.released_pages -= next->second.npages;
+      h.heap_sys_bytes.fetch_add(next->second.npages << pageShift, std::memory_order_relaxed);
     }
     npages += next->second.npages;
-    free_erase(next);
+    free_erase(h, next);
   }
-  auto prev = mheap_.free_by_addr.lower_bound(base);
-  if (prev != mheap_.free_by_addr.begin()) {
+  auto prev = h.free_by_addr.lower_bound(base);
+  if (prev != h.free_by_addr.begin()) {
     --prev;
     if (prev->first + (prev->second.npages << pageShift) == base) {
       if (prev->second.scavenged) {
-        mheap_.released_pages -= prev->second.npages;
-        mheap_.heap_sys_bytes.fetch_add(prev->second.npages << pageShift,
+        h.released_pages -= prev->second.npages;
+        h.heap_sys_bytes.fetch_add(prev->second.npages << pageShift,
                                         std::memory_order_relaxed);
       }
       base = prev->first;
       npages += prev->second.npages;
-      free_erase(prev);
+      free_erase(h, prev);
     }
   }
-  free_insert(base, {npages, scavenged, gen});
-  mheap_.spanpool.push_back(s);
+  free_insert(h, base, {npages, scavenged, gen});
+  h.spanpool.push_back(s);
 }
 
 // mheap_scavenge returns to the OS the free ranges that were already free
 // before cycle gen-1 (Go's background scavenger, without its pacing).
 void mheap_scavenge(std::uint64_t gen) {
-  std::lock_guard<std::mutex> lk(mheap_.lock);
-  for (auto& [base, r] : mheap_.free_by_addr) {
+  mheap& h = mheap_();
+  std::lock_guard<Lock> lk(h.lock);
+  for (auto& [base, r] : h.free_by_addr) {
     if (r.scavenged || r.gen + 1 >= gen) continue;
     madvise(reinterpret_cast<void*>(base), r.npages << pageShift, MADV_DONTNEED);
     r.scavenged = true;
-    mheap_.released_pages += r.npages;
-    mheap_.heap_sys_bytes.fetch_sub(r.npages << pageShift, std::memory_order_relaxed);
+    h.released_pages += r.npages;
+    h.heap_sys_bytes.fetch_sub(r.npages << pageShift, std::memory_order_relaxed);
   }
 }
 

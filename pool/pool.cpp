@@ -72,9 +72,11 @@
 //   - Every locals array, and every ring in it, is a registered GC root from
 //     allocation to free; arrays and rings are freed only with the world
 //     stopped or by pool_delete.
-//   - Lock order: poolsLock is taken with no other runtime lock held, except
-//     in poolCleanup, where the collector may hold its own; under poolsLock
-//     only malloc and the collector's roots lock (a leaf) are taken.
+//   - poolsLock has its own rank, pool (the order is the table in
+//     sched/lockrank.hpp): it is taken with no other runtime lock held,
+//     except in poolCleanup, which runs under the collector's noplock and
+//     hooks lock; under it only malloc and the root registry's locks are
+//     taken.
 #include "pool/pool.hpp"
 
 #include <algorithm>
@@ -96,10 +98,9 @@ namespace goro::detail {
 namespace {
 
 // poolsLock guards allPools, oldPools, every pool's inAllPools/inOldPools and
-// retired list, and the writes of local/localSize in pinSlow. Ranked as sema
-// (40): lockrank.hpp has no pool rank yet and poolsLock, like a sema root, is
-// taken with no other runtime lock held.
-Lock poolsLock{LockRank::sema};
+// retired list, and the writes of local/localSize in pinSlow. Rank pool
+// (sched/lockrank.hpp).
+Lock poolsLock{LockRank::pool};
 std::vector<pool*> allPools;  // GUARDED_BY(poolsLock)
 std::vector<pool*> oldPools;  // GUARDED_BY(poolsLock)
 std::once_flag cleanupOnce;   // poolCleanup registered with the collector

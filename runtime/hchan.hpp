@@ -18,15 +18,15 @@ namespace goro::detail {
 // ring buffer right behind it (makechan) and freed by the last chanrelease.
 struct HchanBase {
   // The ring lives in malloc'd memory, which the garbage collector does not
-  // scan: while the channel lives its buffer is registered as an extra root,
-  // so GC pointers waiting in a channel survive (gc/mgcmark.cpp).
+  // scan: while the channel lives its buffer is registered as an extra root
+  // (bufroot, linked into the registry without allocating), so GC pointers
+  // waiting in a channel survive (gc/roots.cpp). A buffer of a pointer-free
+  // element type (elemtype->noscan) is never registered.
   explicit HchanBase(const ChanType* t, std::size_t size, unsigned char* b)
       : dataqsiz(size), buf(b), elemtype(t) {
-    if (size != 0 && t->size != 0) gc_add_root(buf, size * t->size);
+    if (size != 0 && t->size != 0 && !t->noscan) gc_root_add(&bufroot, buf, size * t->size);
   }
-  ~HchanBase() {
-    if (dataqsiz != 0 && elemtype->size != 0) gc_remove_root(buf);
-  }
+  ~HchanBase() { gc_root_remove(&bufroot); }
   HchanBase(const HchanBase&) = delete;
   HchanBase& operator=(const HchanBase&) = delete;
 
@@ -34,6 +34,7 @@ struct HchanBase {
   const std::size_t dataqsiz;  // ring capacity (cap); 0: unbuffered
   unsigned char* const buf;    // dataqsiz slots of elemtype->size bytes
   const ChanType* const elemtype;
+  RootNode bufroot;  // buf's registration as a GC root (scan-worthy elements only)
 
   std::atomic<std::intptr_t> refs{1};  // Chan<T> references; the last frees
 

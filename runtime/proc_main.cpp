@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <thread>
 
+#include "gc/gc.hpp"
 #include "goro/runtime.hpp"
 #include "sched/nanotime.hpp"
 #include "sched/proc.hpp"
@@ -27,8 +28,6 @@ namespace goro {
 namespace detail {
 void sysmon(Runtime* r);
 void reset_dying();
-void gc_init(Runtime* r);      // gc/mgc.cpp: reserve the heap arena, set GOGC
-void gc_teardown(Runtime* r);  // gc/mgc.cpp: unmap the heap (after every thread is gone)
 
 namespace {
 

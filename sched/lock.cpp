@@ -32,32 +32,49 @@ void Lock::unlock_slow() {
 }
 
 // The ranks held by this thread, innermost last. Locks are never held across
-// a park, so per thread is per M is exact.
+// a park, so per thread is per M is exact (mark helper threads have no M and
+// are checked all the same). Several locks of one "several" rank held in a
+// row share one entry with a count, so select over many channels and the
+// collector holding every root shard fit.
 namespace {
-[[maybe_unused]] [[gnu::tls_model("initial-exec")]] thread_local LockRank held[16];
+struct HeldRank {
+  LockRank rank;
+  int n;
+};
+constexpr int maxHeld = 24;  // more than there are ranks
+[[maybe_unused]] [[gnu::tls_model("initial-exec")]] thread_local HeldRank held[maxHeld];
 [[maybe_unused]] [[gnu::tls_model("initial-exec")]] thread_local int nheld = 0;
+
+// several: ranks of which a thread may hold more than one (lockrank.hpp).
+[[maybe_unused]] bool several(LockRank r) {
+  return r == LockRank::hchan || r == LockRank::roots;
+}
 
 [[maybe_unused]] void rank_acquire(LockRank r) {
   if (nheld > 0) {
-    LockRank top = held[nheld - 1];
-    const bool same_ok = r == LockRank::hchan && top == LockRank::hchan;
-    if (static_cast<int>(r) < static_cast<int>(top) || (r == top && !same_ok)) {
+    HeldRank& top = held[nheld - 1];
+    if (r == top.rank && several(r)) {
+      top.n++;
+      return;
+    }
+    if (static_cast<int>(r) <= static_cast<int>(top.rank)) {
       char buf[96];
       std::snprintf(buf, sizeof buf, "lock ordering problem: rank %d taken while holding rank %d",
-                    static_cast<int>(r), static_cast<int>(top));
+                    static_cast<int>(r), static_cast<int>(top.rank));
       fatal(buf);
     }
   }
-  if (nheld < 16) held[nheld] = r;
-  nheld++;
+  if (nheld == maxHeld) fatal("too many runtime locks held at once");
+  held[nheld++] = {r, 1};
 }
 
 [[maybe_unused]] void rank_release(LockRank r) {
   // Release order need not be LIFO (select unlocks in reverse address
   // order anyway); drop the innermost entry of that rank.
-  for (int i = (nheld < 16 ? nheld : 16) - 1; i >= 0; i--) {
-    if (held[i] == r) {
-      for (int j = i; j + 1 < nheld && j + 1 < 16; j++) held[j] = held[j + 1];
+  for (int i = nheld - 1; i >= 0; i--) {
+    if (held[i].rank == r) {
+      if (--held[i].n > 0) return;
+      for (int j = i; j + 1 < nheld; j++) held[j] = held[j + 1];
       nheld--;
       return;
     }
@@ -65,8 +82,8 @@ namespace {
   char buf[160];
   int n = std::snprintf(buf, sizeof buf, "unlock of a runtime lock that is not held (rank %d; held:",
                         static_cast<int>(r));
-  for (int i = 0; i < nheld && i < 16 && n < 140; i++)
-    n += std::snprintf(buf + n, sizeof buf - n, " %d", static_cast<int>(held[i]));
+  for (int i = 0; i < nheld && n < 140; i++)
+    n += std::snprintf(buf + n, sizeof buf - n, " %d", static_cast<int>(held[i].rank));
   std::snprintf(buf + n, sizeof buf - n, ")");
   fatal(buf);
 }

@@ -17,13 +17,19 @@
 // does not raise m.locks.
 //
 // The order. A lock may be taken only while every lock already held has a
-// lower rank (equal ranks only where marked: channel locks, taken in address
-// order by select; the GC's per-span-class central lists, one at a time but
-// sweeping may hold two). Debug builds check it on every acquisition.
+// lower rank (equal ranks only where marked "several": channel locks, taken
+// in address order by select; the root registry's shards, taken in index
+// order by the collector). Debug builds check it on every acquisition.
 //
 //   rank  lock                                 file                 notes
 //   ----  -----------------------------------  -------------------  ----------------
-//     10  sched       sched.lock               sched/runtime2.hpp
+//      5  noplock     mheap_.noplock           gc/malloc.hpp        P-less allocation; the
+//                                                                   collector holds it from
+//                                                                   stop to start the world
+//      6  hooks       the GC's cleanup hooks   gc/mgc.cpp           held while hooks run
+//      7  pool        poolsLock                pool/pool.cpp        taken in its GC hook
+//     10  sched       sched.lock               sched/runtime2.hpp   also under noplock
+//                                                                   (suspend_hogs)
 //     15  gfree       sched.gFreeLock          sched/runtime2.hpp   leaf
 //     20  timers      p.timers.lock            sched/timer.hpp      timer fns run
 //                                                                   under it (send
@@ -33,11 +39,23 @@
 //     35  notifylist  a Cond's ticket list     runtime/cond.cpp     taken alone
 //     40  sema        a semaphore root         sched/sema.cpp
 //     45  timerfree   time.Timer free list     runtime/time.cpp     leaf
-//     50  allg        allglock                 sched/proc.hpp       leaf
-//     55  stackalloc  the stack slab allocator StackAllocator::mu_ leaf (stack.hpp)
+//     47  finalizer   finlock                  gc/mgc.hpp           the root scan holds
+//                                                                   finlock -> allg -> roots
+//     50  allg        allglock                 sched/proc.hpp
+//     55  rootkeys    gc_add_root's map        gc/roots.cpp         held while linking
+//     60  roots       a root-registry shard    gc/roots.cpp         several, index order
+//     70  mcentral    mcentral.lock            gc/malloc.hpp        one at a time
+//     75  heap        mheap_.lock              gc/malloc.hpp
+//     80  sweep       the sweeper's lock       gc/mgc.hpp           leaf
+//     82  forcegc     forcegc.lock             gc/mgc.hpp           leaf
+//     90  gcwork      work.full's lock         gc/mgc.hpp           leaf; mark helper
+//                                                                   threads (no M) too
+//     95  stackalloc  StackAllocator::mu_      sched/stack.hpp      leaf
 //
 // Never held across a park: a goroutine that parks holds at most the one
-// lock its unlock function releases (on g0, after the switch).
+// lock its unlock function releases (on g0, after the switch). Semaphores
+// that park (gcsema, worldsema) are not in the table: they are taken with no
+// lock held.
 #pragma once
 
 #include <atomic>
@@ -46,6 +64,9 @@
 namespace goro::detail {
 
 enum class LockRank : std::uint8_t {
+  noplock = 5,
+  hooks = 6,
+  pool = 7,
   sched = 10,
   gfree = 15,
   timers = 20,
@@ -53,13 +74,21 @@ enum class LockRank : std::uint8_t {
   notifylist = 35,
   sema = 40,
   timerfree = 45,
+  finalizer = 47,
   allg = 50,
-  stackalloc = 55,
+  rootkeys = 55,
+  roots = 60,
+  mcentral = 70,
+  heap = 75,
+  sweep = 80,
+  forcegc = 82,
+  gcwork = 90,
+  stackalloc = 95,
 };
 
 class Lock {
  public:
-  explicit constexpr Lock(LockRank rank = LockRank::sema) : rank_(rank) {}
+  explicit constexpr Lock(LockRank rank) : rank_(rank) {}  // every lock names its rank
   Lock(const Lock&) = delete;
   Lock& operator=(const Lock&) = delete;
 

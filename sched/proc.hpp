@@ -22,6 +22,9 @@ namespace goro::detail {
 // maxProcs bounds GOMAXPROCS, as Go's _MaxGomaxprocs does.
 inline constexpr int maxProcs = 1024;
 
+struct GcState;                                             // gc/mgc.hpp
+struct GcStateFree { void operator()(GcState*) const; };  // gc/mgc.cpp
+
 // Runtime is one run of goro: everything run() creates and destroys. There
 // is at most one at a time in a process (rt).
 struct Runtime {
@@ -34,7 +37,7 @@ struct Runtime {
   std::atomic<int> gomaxprocs{0};
   StackAllocator stacks;
 
-  Lock allglock{LockRank::allg};  // guards allgs (a leaf lock)
+  Lock allglock{LockRank::allg};  // guards allgs
   G* allgs = nullptr;
   std::atomic<std::int64_t> allglen{0};
 
@@ -48,6 +51,8 @@ struct Runtime {
   Note sysmonnote;
   std::atomic<bool> sysmonwait{false};
   TraceBuf sysmon_trace;  // sysmon's GORO_TRACE events
+
+  std::unique_ptr<GcState, GcStateFree> gc;  // the collector's state (gc_init .. gc_teardown)
 };
 
 extern std::atomic<Runtime*> rt_;

@@ -61,6 +61,7 @@ namespace goro::detail {
 
 struct M;
 struct P;
+struct mcache;  // gc/malloc.hpp
 
 // G status, as Go's _G* constants. Transitions (checked by casgstatus in
 // debug builds):
@@ -101,6 +102,7 @@ enum class WaitReason : std::uint8_t {
   sync_cond_wait,
   wait_group_wait,
   gc_finalizer_wait,
+  gc_sweep_wait,
   force_gc_idle,
   gc_stop_the_world,
   preempted,
@@ -188,8 +190,8 @@ struct alignas(64) P {
 
   Timers timers;  // sleeping goroutines and runtime timers, per P as in Go 1.14
 
-  // Room for the per-P state later subsystems hang here (mcache, pool pin).
-  void* mcache = nullptr;
+  // The P's allocation cache (gc/malloc.hpp), made on its first allocation.
+  detail::mcache* mcache = nullptr;
 };
 
 // M is an OS thread.

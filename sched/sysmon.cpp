@@ -20,12 +20,12 @@
 #include <string>
 #include <vector>
 
+#include "gc/gc.hpp"
 #include "sched/nanotime.hpp"
 #include "sched/proc.hpp"
 
 namespace goro::detail {
 
-void gc_sysmon_check(Runtime* r, std::int64_t now);  // gc/mgc.cpp
 
 namespace {
 

@@ -68,6 +68,7 @@ const char* wait_reason_string(WaitReason r) {
     case WaitReason::sync_cond_wait: return "sync.Cond.Wait";
     case WaitReason::wait_group_wait: return "sync.WaitGroup.Wait";
     case WaitReason::gc_finalizer_wait: return "finalizer wait";
+    case WaitReason::gc_sweep_wait: return "GC sweep wait";
     case WaitReason::force_gc_idle: return "force gc (idle)";
     case WaitReason::gc_stop_the_world: return "stop the world";
     case WaitReason::preempted: return "preempted";

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"runtime"
 	"sync"
 	"time"
 )
@@ -14,6 +15,8 @@ func init() {
 	register("threadring", benchThreadring)
 	register("skynet", benchSkynet)
 	register("skynet_wg", benchSkynetWG)
+	register("chanmake", benchChanmake)
+	register("chanmake_int", benchChanmakeInt)
 }
 
 // pingpong: unbuffered channel round trip. main sends on ping, the partner
@@ -214,4 +217,56 @@ func skynetWG(results []int, parent *sync.WaitGroup, k, num, size int) {
 	}
 	results[k] = sum
 	parent.Done()
+}
+
+// chanmake: on GOMAXPROCS goroutines at once, make a buffered channel
+// (capacity 16) and drop the one made 16 steps earlier (a ring of 16 per
+// goroutine, in a global so the channels escape to the heap, as every Go
+// channel does anyway); ns per make+drop = wall time / all channels. The
+// element type is a pointer. chanmake_int: int64 elements.
+// goro twin: goro::make_chan<std::int64_t*>(16) into a ring of 16 Chan
+// values per goroutine (chanmake_int: make_chan<std::int64_t>(16)).
+const chanmakeN = 1_000_000 // per goroutine
+
+var chanmakeRings [][16]chan *int64
+var chanmakeIntRings [][16]chan int64
+
+func benchChanmake() []result {
+	return one("chanmake", "ns/op", func() float64 {
+		g := runtime.GOMAXPROCS(0)
+		chanmakeRings = make([][16]chan *int64, g)
+		var wg sync.WaitGroup
+		wg.Add(g)
+		start := time.Now()
+		for j := 0; j < g; j++ {
+			go func(ring *[16]chan *int64) {
+				for i := 0; i < chanmakeN; i++ {
+					ring[i%16] = make(chan *int64, 16)
+				}
+				wg.Done()
+			}(&chanmakeRings[j])
+		}
+		wg.Wait()
+		return nsPer(time.Since(start), g*chanmakeN)
+	})
+}
+
+func benchChanmakeInt() []result {
+	return one("chanmake_int", "ns/op", func() float64 {
+		g := runtime.GOMAXPROCS(0)
+		chanmakeIntRings = make([][16]chan int64, g)
+		var wg sync.WaitGroup
+		wg.Add(g)
+		start := time.Now()
+		for j := 0; j < g; j++ {
+			go func(ring *[16]chan int64) {
+				for i := 0; i < chanmakeN; i++ {
+					ring[i%16] = make(chan int64, 16)
+				}
+				wg.Done()
+			}(&chanmakeIntRings[j])
+		}
+		wg.Wait()
+		return nsPer(time.Since(start), g*chanmakeN)
+	})
 }

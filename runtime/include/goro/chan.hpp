@@ -31,6 +31,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "goro/gc.hpp"
 #include "goro/runtime.hpp"
 
 namespace goro {
@@ -55,6 +56,9 @@ struct ChanType {
   void (*destroy)(void* p) noexcept;
   // recv_into emplaces the T at src, moved, into the std::optional<T> at dst.
   void (*recv_into)(void* dst, void* src) noexcept;
+  // noscan: a T holds no GC pointers (gc::pointer_free<T>, Go's ptrdata ==
+  // 0), so the buffer is never registered as a root nor scanned.
+  bool noscan;
 };
 
 template <class T>
@@ -66,7 +70,8 @@ struct ChanTypeOf {
   static void recv_into(void* dst, void* src) noexcept {
     static_cast<std::optional<T>*>(dst)->emplace(std::move(*static_cast<T*>(src)));
   }
-  static constexpr ChanType type{sizeof(T), alignof(T), &move_construct, &destroy, &recv_into};
+  static constexpr ChanType type{sizeof(T), alignof(T), &move_construct, &destroy, &recv_into,
+                                 gc::pointer_free_v<T>};
 };
 
 // The core's entry points (runtime/chan.cpp). `elem` is, for a send, the

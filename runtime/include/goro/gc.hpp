@@ -30,8 +30,30 @@ using DtorFn = void (*)(void* p, std::size_t n);
 // unreachable.
 void* mallocgc(std::size_t size, bool noscan, DtorFn dtor, std::size_t n);
 
-// gc_add_root registers [p, p+len) as extra roots, scanned conservatively
-// every cycle until gc_remove_root(p). Usable outside a running runtime.
+// RootNode is one registered extra root, [lo, lo+len), scanned conservatively
+// by every cycle while it is linked. It is an intrusive list node embedded in
+// whatever registers (gc::Root, a channel's buffer), so registering allocates
+// nothing and cannot fail. The registry (gc/roots.cpp) keeps the nodes in
+// shards, one per P, each under its own lock: registrations on different Ps
+// do not contend. The registry belongs to the process, not to one run():
+// a node linked before run() or in an earlier run stays linked until removed.
+struct RootNode {
+  const void* lo = nullptr;
+  std::size_t len = 0;
+  RootNode* prev = nullptr;  // shard list links, under the shard's lock
+  RootNode* next = nullptr;
+  std::uint32_t shard = 0;
+  bool linked = false;
+};
+// gc_root_add links n for [p, p+len); gc_root_remove unlinks it (a node never
+// linked, or already removed, is ignored). Usable on any thread, in or
+// outside a running runtime.
+void gc_root_add(RootNode* n, const void* p, std::size_t len) noexcept;
+void gc_root_remove(RootNode* n) noexcept;
+
+// gc_add_root / gc_remove_root are the keyed form, for memory that cannot
+// embed a RootNode (sync.Pool's locals arrays and rings): the node is
+// allocated and found again by p. Usable outside a running runtime.
 void gc_add_root(const void* p, std::size_t len);
 void gc_remove_root(const void* p);
 
@@ -39,8 +61,11 @@ void gc_remove_root(const void* p);
 // (Pool::put's debug check).
 bool gc_is_object_start(const void* p);
 
+// gcPauseRing is how many recent pauses are kept, as Go's MemStats.PauseNs.
+inline constexpr std::size_t gcPauseRing = 256;
+
 // gc_pause_ns returns the pause of cycle n (1-based), 0 if it is not among the
-// last 256 (runtime.MemStats.PauseNs).
+// last gcPauseRing (runtime.MemStats.PauseNs).
 std::uint64_t gc_pause_ns(std::uint64_t n);
 
 // gc_noscan_v: T holds no pointers (arithmetic or enum, or arrays of them), so
@@ -50,6 +75,27 @@ template <class T>
 inline constexpr bool gc_noscan_v = std::is_scalar_v<std::remove_all_extents_t<T>> &&
                                     !std::is_pointer_v<std::remove_all_extents_t<T>> &&
                                     !std::is_member_pointer_v<std::remove_all_extents_t<T>>;
+
+}  // namespace goro::detail
+
+namespace goro::gc {
+
+// pointer_free<T> says T holds no GC pointers: its objects (make<T>,
+// make_array<T>, Allocator<T>) and channel buffers of T (Chan<T>) are never
+// scanned. True for arithmetic and enum types and arrays of them
+// (detail::gc_noscan_v). A program may specialise it to true for its own
+// pointer-free structs, e.g. `template <> struct goro::gc::pointer_free<Point>
+// : std::true_type {};` — a lie frees objects still in use.
+template <class T>
+struct pointer_free : std::bool_constant<detail::gc_noscan_v<T>> {};
+template <class T, std::size_t N>
+struct pointer_free<T[N]> : pointer_free<T> {};
+template <class T>
+inline constexpr bool pointer_free_v = pointer_free<std::remove_cv_t<T>>::value;
+
+}  // namespace goro::gc
+
+namespace goro::detail {
 
 template <class T>
 void gc_destroy_n(void* p, std::size_t n) {
@@ -65,7 +111,7 @@ template <class T, class... A>
 T* make(A&&... args) {
   static_assert(alignof(T) <= 16, "goro::gc::make: alignment above 16 is not supported");
   constexpr bool trivial = std::is_trivially_destructible_v<T>;
-  void* mem = detail::mallocgc(sizeof(T), detail::gc_noscan_v<T>,
+  void* mem = detail::mallocgc(sizeof(T), pointer_free_v<T>,
                                trivial ? nullptr : &detail::gc_destroy_n<T>, 1);
   if constexpr (trivial) {
     return ::new (mem) T(std::forward<A>(args)...);
@@ -86,7 +132,7 @@ T* make_array(std::size_t n) {
   static_assert(alignof(T) <= 16, "goro::gc::make_array: alignment above 16 is not supported");
   constexpr bool trivial = std::is_trivially_destructible_v<T>;
   if (n > (std::size_t(1) << 40) / (sizeof(T) ? sizeof(T) : 1)) throw std::bad_alloc();
-  void* mem = detail::mallocgc(sizeof(T) * n, detail::gc_noscan_v<T>,
+  void* mem = detail::mallocgc(sizeof(T) * n, pointer_free_v<T>,
                                trivial ? nullptr : &detail::gc_destroy_n<T>, n);
   T* t = static_cast<T*>(mem);
   if constexpr (std::is_trivially_default_constructible_v<T> && trivial) {
@@ -108,7 +154,11 @@ int set_percent(int pct);  // debug.SetGCPercent; returns the previous value
 
 using HookId = std::uint64_t;
 // register_cleanup: hook runs with the world stopped at the start of every
-// cycle, hooks in registration order (runtime_registerPoolCleanup).
+// cycle, hooks in registration order (runtime_registerPoolCleanup). Hooks
+// belong to the process, not to one run(): a hook stays registered, and runs
+// in the cycles of every later run(), until unregister_cleanup(id). Both may
+// be called outside a running runtime. A hook must not park or wait for
+// another goroutine (the world is stopped).
 HookId register_cleanup(std::function<void()> hook);
 void unregister_cleanup(HookId id);
 
@@ -119,12 +169,17 @@ struct Stats {
 Stats stats();  // runtime.ReadMemStats (stops the world briefly, as Go's does)
 
 // Root keeps a T* alive from memory the GC does not scan (malloc'd
-// structures, globals). Not copyable; movable.
+// structures, globals). Not copyable; movable. A Root registers itself (an
+// embedded detail::RootNode: no allocation, no failure) for as long as it
+// exists, whether or not a runtime is running: a global Root or one made
+// before run() works in every run. What it points to does not outlive the
+// run() that allocated it (the heap is unmapped when run() returns), so reset
+// it before reusing it in a later run.
 template <class T>
 class Root {
  public:
-  Root() : Root(nullptr) {}
-  explicit Root(T* p) : p_(p) { detail::gc_add_root(&p_, sizeof p_); }
+  Root() noexcept : Root(nullptr) {}
+  explicit Root(T* p) noexcept : p_(p) { detail::gc_root_add(&node_, &p_, sizeof p_); }
   Root(const Root&) = delete;
   Root& operator=(const Root&) = delete;
   Root(Root&& o) noexcept : Root(o.p_) { o.p_ = nullptr; }
@@ -133,7 +188,7 @@ class Root {
     o.p_ = nullptr;
     return *this;
   }
-  ~Root() { detail::gc_remove_root(&p_); }
+  ~Root() { detail::gc_root_remove(&node_); }
   T* get() const { return p_; }
   T* operator->() const { return p_; }
   T& operator*() const { return *p_; }
@@ -142,6 +197,7 @@ class Root {
 
  private:
   T* p_;
+  detail::RootNode node_;
 };
 
 // Allocator is a std allocator on the GC heap: the container's buffer is a GC
@@ -155,7 +211,7 @@ struct Allocator {
   Allocator(const Allocator<U>&) noexcept {}
   T* allocate(std::size_t n) {
     static_assert(alignof(T) <= 16, "goro::gc::Allocator: alignment above 16 is not supported");
-    return static_cast<T*>(detail::mallocgc(n * sizeof(T), detail::gc_noscan_v<T>, nullptr, 0));
+    return static_cast<T*>(detail::mallocgc(n * sizeof(T), pointer_free_v<T>, nullptr, 0));
   }
   void deallocate(T*, std::size_t) noexcept {}
   template <class U>

@@ -134,7 +134,7 @@ void semrelease(std::atomic<std::uint32_t>* addr, bool handoff) {
     G* g = getg();
     if (g != nullptr && g->m->locks == 0) {
       reacquirep(g);  // inline user code may have lost our P (preempt.cpp)
-      gosched();
+      goyield();  // our P's queue, not the global one: the waiter inherits our slice
     }
   }
 }

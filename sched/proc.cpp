@@ -412,6 +412,8 @@ void goready(G* g) {
 
 void gosched() { mcall(getg(), M::Req::gosched); }
 
+void goyield() { mcall(getg(), M::Req::goyield); }
+
 void gopreempt() { mcall(getg(), M::Req::preempted); }
 
 void safepoint_slow() {
@@ -467,13 +469,27 @@ G* after_run(Runtime* r, M* m, G* g) {
       }
       return nullptr;
     }
-    case M::Req::gosched:
+    case M::Req::gosched: {
+      // yield() is Go's Gosched (goschedImpl): the G goes to the tail of the
+      // *global* queue, so any P may pick it up, and on this P it runs after
+      // everything already queued locally. Then, as Go 1.21+ does (1.19
+      // does not), wakep: an idle P may take it while this P stays busy.
       casgstatus(g, Gstatus::running, Gstatus::runnable);
       g->m = nullptr;
       m->curg.store(nullptr, std::memory_order_relaxed);
-      // Behind everything local. (Go puts it on the global queue; the
-      // local tail keeps yield lock-free and still lets every queued G go
-      // first. The 1-in-61 global check keeps global work from starving.)
+      {
+        std::lock_guard<Lock> lk(r->sched.lock);
+        globrunqput(g);
+      }
+      wakep();
+      return nullptr;
+    }
+    case M::Req::goyield:
+      // Go's goyield_m: behind everything local, without the global lock.
+      // Only semrelease's direct handoff uses it (sema.cpp).
+      casgstatus(g, Gstatus::running, Gstatus::runnable);
+      g->m = nullptr;
+      m->curg.store(nullptr, std::memory_order_relaxed);
       runqput(m->p, g, false);
       return nullptr;
     case M::Req::preempted: {
@@ -514,6 +530,7 @@ const char* stop_reason(M* m, G* g) {
   switch (m->req) {
     case M::Req::park: return wait_reason_string(g->waitreason);
     case M::Req::gosched: return "yield";
+    case M::Req::goyield: return "yield (handoff)";
     case M::Req::preempted: return "preempted";
     case M::Req::exit: return "exit";
     case M::Req::exitsyscall: return "syscall (P retaken)";

@@ -84,7 +84,8 @@ void goparkunlock(Lock* lock, WaitReason reason);
 // goready makes a _Gwaiting G runnable, next on the current P (runnext).
 // Callable from a goroutine or from g0 with a P.
 void goready(G* g);
-void gosched();           // yield
+void gosched();           // yield (Go's Gosched: to the global run queue)
+void goyield();           // yield to the local run queue (Go's goyield, for semrelease's handoff)
 void gopreempt();         // yield because preemption was requested
 // safepoint yields if this G was asked to (stop the world, sysmon) and
 // m.locks is zero; first it takes a P back if the preemption signal took

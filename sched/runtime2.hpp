@@ -231,7 +231,7 @@ struct alignas(64) M {
   TraceBuf* trace = nullptr;  // GORO_TRACE events of this M (written only by it)
 
   // The continuation g0 runs after a G switched to it: Go's mcall argument.
-  enum class Req : std::uint8_t { none, park, gosched, preempted, exit, exitsyscall, abandon };
+  enum class Req : std::uint8_t { none, park, gosched, goyield, preempted, exit, exitsyscall, abandon };
   Req req = Req::none;
   bool (*waitunlockf)(G*, void*) = nullptr;
   void* waitlock = nullptr;

@@ -136,8 +136,9 @@ void semrelease(std::atomic<std::uint32_t>* addr, bool handoff) {
   if (yield_to_it) {
     // Direct handoff: let the waiter (now in runnext) run on our P —
     // unless we hold a runtime lock or a pin (m.locks beyond our Entries).
+    // Our P's queue, not the global one: the waiter inherits our slice.
     G* g = e.g();
-    if (!holdslocks(g)) gosched();
+    if (!holdslocks(g)) goyield();
   }
 }
 

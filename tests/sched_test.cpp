@@ -234,6 +234,43 @@ TEST_F(RuntimeTest, RunnextOrderWithOneP) {
   EXPECT_EQ(std::string(order.begin(), order.end()), "CAB");
 }
 
+// yield() is Go's Gosched: the goroutine goes to the *global* run queue
+// (goschedImpl -> globrunqput), not to its P's local one. With one P, main
+// spawns X (into runnext) and yields; X runs next and finds main in the
+// global queue and its P's local queue empty. (Before this was fixed, main
+// sat at the tail of the local queue: global 0, local 1.)
+TEST_F(RuntimeTest, YieldPutsTheGoroutineOnTheGlobalQueue) {
+  std::int32_t global = -1;
+  std::uint32_t local = 99;
+  std::uint32_t tick = 0;
+  bool main_resumed = false;
+  goro::run(procs(1), [&] {
+    goro::WaitGroup wg;
+    // Move schedtick off 0 first: main itself started from runnext (no
+    // tick), and on a tick that is a multiple of 61 findrunnable takes from
+    // the global queue first, which would run main again before X. A and B:
+    // B runs from runnext (no tick), A from the ring (one tick).
+    wg.add(2);
+    for (int k = 0; k < 2; k++) goro::go([&] { wg.done(); });
+    wg.wait();
+    tick = detail::getm()->p->schedtick.load();
+    ASSERT_NE(tick % 61, 0u) << "schedtick " << tick;
+    wg.add(1);
+    goro::go([&] {
+      global = detail::rt()->sched.runqsize.load();
+      local = detail::runqlen(detail::getm()->p);
+      wg.done();
+    });
+    goro::yield();
+    main_resumed = true;  // taken back from the global queue
+    wg.wait();
+  });
+  EXPECT_EQ(global, 1) << "the yielding goroutine is not on the global run queue (schedtick "
+                       << tick << ")";
+  EXPECT_EQ(local, 0u) << "the yielding goroutine is on the local run queue";
+  EXPECT_TRUE(main_resumed);
+}
+
 // A goroutine readied by another runs next on that P (runnext handoff):
 // with one P, the ping-pong between two goroutines through WaitGroups is not
 // interleaved with a third goroutine that is runnable the whole time.
@@ -241,14 +278,19 @@ TEST_F(RuntimeTest, ReadiedGoroutineRunsNext) {
   std::vector<int> order;
   goro::run(procs(1), [&] {
     goro::WaitGroup gate, done;
+    std::atomic<bool> waiting{false};
     gate.add(1);
     done.add(2);
     goro::go([&] {  // the waiter
+      waiting = true;
       gate.wait();
       order.push_back(2);
       done.done();
     });
-    goro::yield();  // let it park on gate
+    // Let it park on gate. One yield is not enough: yield() goes to the
+    // global queue, and on a schedtick that is a multiple of 61 the global
+    // queue is looked at first, so main may run again before the waiter.
+    for (int i = 0; i < 1000 && !waiting.load(); i++) goro::yield();
     goro::go([&] {  // a bystander, queued behind
       order.push_back(3);
       done.done();

@@ -472,7 +472,7 @@ G* after_run(Runtime* r, M* m, G* g) {
     case M::Req::gosched: {
       // yield() is Go's Gosched (goschedImpl): the G goes to the tail of the
       // *global* queue, so any P may pick it up, and on this P it runs after
-      // everything already queued locally. Then, as Go 1.21+ does (1.19
+      // everything already queued locally. Then, as current Go does (1.19
       // does not), wakep: an idle P may take it while this P stays busy.
       casgstatus(g, Gstatus::running, Gstatus::runnable);
       g->m = nullptr;

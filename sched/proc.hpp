@@ -47,7 +47,6 @@ struct Runtime {
   std::thread sysmon;
   Note sysmonnote;
   std::atomic<bool> sysmonwait{false};
-  TraceBuf sysmon_trace;  // sysmon's GORO_TRACE events
 };
 
 extern std::atomic<Runtime*> rt_;

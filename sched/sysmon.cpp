@@ -81,7 +81,7 @@ int retake(Runtime* r, std::vector<PSnapshot>& snaps, std::int64_t now) {
       if (took) {
         p->syscalltick.fetch_add(1, std::memory_order_relaxed);
         r->sched.nhandoff.fetch_add(1, std::memory_order_relaxed);
-        if (trace_on) trace_add(&r->sysmon_trace, {now, 0, 0, 0, p->id, "sysmon: retake P in syscall"});
+        if (trace_on) trace_emit(TraceKind::sysmon, 0, p->id, 0, 0, 0, "SysmonRetake", now);
         handoffp(p);
         n++;
       }
@@ -104,7 +104,7 @@ int retake(Runtime* r, std::vector<PSnapshot>& snaps, std::int64_t now) {
           // Make its thread give up the P (preempt.cpp).
           if (g->preempt.load(std::memory_order_relaxed)) preempt_by_signal(m);
           g->preempt.store(true, std::memory_order_relaxed);
-          if (trace_on) trace_add(&r->sysmon_trace, {now, 0, g->goid, 0, p->id, "sysmon: preempt"});
+          if (trace_on) trace_emit(TraceKind::sysmon, g->goid, p->id, 0, 0, 0, "SysmonPreempt", now);
           n++;
         }
       }
@@ -209,7 +209,13 @@ void sysmon(Runtime* r) {
   int idle = 0;
   std::int64_t lasttrace = 0;
   const std::int64_t trace_ns = r->cfg.schedtrace_ms * 1000000;
+  if (trace_on) trace_bind(trace_newbuf(-1));  // freed by trace_stop
+  std::int64_t lastcounters = 0;
   for (;;) {
+    if (trace_on && nanotime() - lastcounters > 1000000) {
+      lastcounters = nanotime();
+      trace_counters();
+    }
     if (idle == 0)
       delay = 20 * 1000;
     else if (idle > 50)

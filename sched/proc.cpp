@@ -318,7 +318,7 @@ G* newproc_main(Runtime* r, M* m0, std::function<void()>* fn) {
   fiber_make(g->fiber, static_cast<char*>(g->entry_arg));
   casgstatus(g, Gstatus::dead, Gstatus::runnable);
   if (trace_on)
-    trace_emit(TraceKind::go_create, g->goid, p->id, 0, g->created_by.line(), 0, g->created_by.file_name());
+    trace_emit(TraceKind::go_create, g->goid, p->id, 0, 0, 0, "goro::run (the main goroutine)");
   runqput(p, g, true);
   return g;
 }

@@ -143,7 +143,8 @@ void format(const TraceRec& r, const char* str, std::int64_t tid) {
       instant("GoCreate", tid, r);
       put(R"(,"parent":%lld,"at":")", static_cast<ll>(r.a));
       esc(r.s);
-      put(":%lld\"}},\n", static_cast<ll>(r.b));
+      if (r.b > 0) put(":%lld", static_cast<ll>(r.b));
+      put("\"}},\n");
       return;
     case TraceKind::unblock:
       instant("GoUnblock", tid, r);

@@ -85,6 +85,7 @@ void teardown(Runtime* r) {
     trace_stop();  // frees every M's buffer
     trace_on = false;
   }
+  pooltrace_on = pool_events = false;
   for (M* m : ms) delete m;
   if (!(GORO_ASAN && abandoned)) r->stacks.release_all();
 }
@@ -111,6 +112,8 @@ void run(const Options& opt, std::function<void()> main_fn) {
   gc_init(r.get());
   reset_dying();
   trace_on = !cfg.trace_file.empty() && trace_start(cfg.trace_file.c_str(), r->start_time);
+  pooltrace_on = cfg.pooltrace;
+  pool_events = pooltrace_on || trace_on;
   rt_.store(r.get(), std::memory_order_release);
   signals_install(r.get());
 

@@ -122,7 +122,10 @@ M* newm_locked(Runtime* r, P* p, bool spinning) {
   }
   M* m = new M();
   m->id = s.mnext++;
-  m->fastrand = static_cast<std::uint64_t>(nanotime()) ^ (static_cast<std::uint64_t>(m->id) << 32);
+  // GORO_DEBUG=seed=N: every M's random stream (steal order, select's poll
+  // order) comes from N and the M's id, so a GOMAXPROCS=1 run repeats.
+  m->fastrand = r->cfg.seed_set ? (r->cfg.seed + 1) * 0x9e3779b97f4a7c15ULL + static_cast<std::uint64_t>(m->id)
+                                : static_cast<std::uint64_t>(nanotime()) ^ (static_cast<std::uint64_t>(m->id) << 32);
   m->nextp = p;
   m->spinning.store(spinning, std::memory_order_relaxed);
   m->alllink = s.allm;

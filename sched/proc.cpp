@@ -475,7 +475,7 @@ G* after_run(Runtime* r, M* m, G* g) {
       casgstatus(g, Gstatus::running, Gstatus::dead);
       g->m = nullptr;
       m->curg.store(nullptr, std::memory_order_relaxed);
-      if (m->lockedg == g) m->lockedg = nullptr;
+      if (m->lockedg == g) __atomic_store_n(&m->lockedg, nullptr, __ATOMIC_RELAXED);  // scheddetail reads it
       g->lockedm = nullptr;
       g->lockedcount = 0;
       g->waitreason = WaitReason::zero;

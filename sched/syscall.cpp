@@ -220,14 +220,14 @@ void lock_os_thread() {
   detail::M* m = g->m;
   g->lockedcount++;
   g->lockedm = m;
-  m->lockedg = g;
+  __atomic_store_n(&m->lockedg, g, __ATOMIC_RELAXED);  // scheddetail reads it
 }
 
 void unlock_os_thread() {
   detail::G* g = detail::require_g("goro::unlock_os_thread");
   if (g->lockedcount == 0) return;  // as Go: unlocking an unlocked goroutine is a no-op
   if (--g->lockedcount == 0) {
-    g->m->lockedg = nullptr;
+    __atomic_store_n(&g->m->lockedg, nullptr, __ATOMIC_RELAXED);
     g->lockedm = nullptr;
   }
 }

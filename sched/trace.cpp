@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
@@ -19,6 +20,8 @@
 namespace goro::detail {
 
 bool trace_on = false;
+bool pooltrace_on = false;
+bool pool_events = false;
 
 namespace {
 
@@ -44,6 +47,11 @@ Writer w;
 
 thread_local TraceBuf* tls_buf = nullptr;
 
+// Where format() writes: the writer's text (under w.mu), or the flushing
+// M's own text, formatted outside the lock and then written under it.
+thread_local std::string* tls_out = nullptr;
+std::string& O() { return tls_out != nullptr ? *tls_out : w.out; }
+
 void drain() {
   std::size_t off = 0;
   while (off < w.out.size()) {
@@ -64,23 +72,42 @@ void put(const char* fmt, ...) {
   va_end(ap);
   if (n < 0) return;
   if (static_cast<std::size_t>(n) >= sizeof tmp) n = sizeof tmp - 1;
-  w.out.append(tmp, static_cast<std::size_t>(n));
-  if (w.out.size() >= (1u << 19)) drain();
+  O().append(tmp, static_cast<std::size_t>(n));
+  if (tls_out == nullptr && w.out.size() >= (1u << 19)) drain();
+}
+
+// The hot events (slices, unblocks, flows) skip printf: lit, num and us
+// append directly.
+void lit(std::string_view s) { O().append(s); }
+void num(std::int64_t v) {
+  char b[24];
+  auto [end, ec] = std::to_chars(b, b + sizeof b, v);
+  (void)ec;
+  O().append(b, static_cast<std::size_t>(end - b));
+}
+void us(std::int64_t ns) {
+  if (ns < 0) ns = 0;
+  num(ns / 1000);
+  const auto f = static_cast<int>(ns % 1000);
+  const char d[4] = {'.', static_cast<char>('0' + f / 100), static_cast<char>('0' + f / 10 % 10),
+                     static_cast<char>('0' + f % 10)};
+  O().append(d, 4);
 }
 
 // esc appends s as the body of a JSON string.
 void esc(const char* s, std::size_t n) {
+  std::string& out = O();
   for (std::size_t i = 0; i < n; i++) {
     const unsigned char c = static_cast<unsigned char>(s[i]);
     if (c == '"' || c == '\\') {
-      w.out.push_back('\\');
-      w.out.push_back(static_cast<char>(c));
+      out.push_back('\\');
+      out.push_back(static_cast<char>(c));
     } else if (c < 0x20) {
       char u[8];
       std::snprintf(u, sizeof u, "\\u%04x", c);
-      w.out.append(u);
+      out.append(u);
     } else {
-      w.out.push_back(static_cast<char>(c));
+      out.push_back(static_cast<char>(c));
     }
   }
 }
@@ -122,21 +149,37 @@ void format(const TraceRec& r, const char* str, std::int64_t tid) {
                                          "select", "sync",      "sleep",   "network",   "GC",
                                          "syscall", "exit"};
       const char* cat = r.a >= 0 && r.a < 12 ? cats[r.a] : "other";
-      for (int track = 0; track < (r.p >= 0 ? 2 : 1); track++) {
-        put(R"({"ph":"X","name":"G%llu","cat":"%s","pid":%d,"tid":%lld,"ts":%s,"dur":%s,)"
-            R"("args":{"g":%llu,"p":%d,"m":%lld,"reason":"%s","stopped":")",
-            static_cast<ull>(r.g), cat, track == 0 ? pidM : pidP,
-            static_cast<ll>(track == 0 ? tid : r.p), Us(r.ts - w.t0).b, Us(r.dur).b,
-            static_cast<ull>(r.g), r.p, static_cast<ll>(tid), cat);
-        esc(r.s);
-        put(R"(","wokenBy":%lld}},)"
-            "\n",
-            static_cast<ll>(r.b));
+      // On the P's track only (the M is an argument: goro-trace draws the
+      // M lanes from it), which keeps the file a third smaller.
+      const bool onp = r.p >= 0;
+      lit(R"({"ph":"X","name":"G)");
+      num(static_cast<std::int64_t>(r.g));
+      lit(R"(","cat":")");
+      lit(cat);
+      lit(onp ? R"(","pid":2,"tid":)" : R"(","pid":1,"tid":)");
+      num(onp ? r.p : tid);
+      lit(R"(,"ts":)");
+      us(r.ts - w.t0);
+      lit(R"(,"dur":)");
+      us(r.dur);
+      lit(R"(,"args":{"g":)");
+      num(static_cast<std::int64_t>(r.g));
+      lit(R"(,"m":)");
+      num(tid);
+      lit(R"(,"stopped":")");
+      esc(r.s);
+      lit(R"(","wokenBy":)");
+      num(r.b);
+      lit("}},\n");
+      if (r.c != 0) {
+        lit(R"({"ph":"f","bp":"e","name":"wakeup","cat":"flow","id":)");
+        num(r.c);
+        lit(onp ? R"(,"pid":2,"tid":)" : R"(,"pid":1,"tid":)");
+        num(onp ? r.p : tid);
+        lit(R"(,"ts":)");
+        us(r.ts - w.t0);
+        lit("},\n");
       }
-      if (r.c != 0)
-        put(R"({"ph":"f","bp":"e","name":"wakeup","cat":"flow","id":%lld,"pid":%d,"tid":%lld,"ts":%s},)"
-            "\n",
-            static_cast<ll>(r.c), pidM, static_cast<ll>(tid), Us(r.ts - w.t0).b);
       return;
     }
     case TraceKind::go_create:
@@ -147,13 +190,25 @@ void format(const TraceRec& r, const char* str, std::int64_t tid) {
       put("\"}},\n");
       return;
     case TraceKind::unblock:
-      instant("GoUnblock", tid, r);
-      put(R"(,"by":%lld}},)"
-          "\n",
-          static_cast<ll>(r.a));
-      put(R"({"ph":"s","name":"wakeup","cat":"flow","id":%lld,"pid":%d,"tid":%lld,"ts":%s},)"
-          "\n",
-          static_cast<ll>(r.b), pidM, static_cast<ll>(tid), Us(r.ts - w.t0).b);
+      lit(R"({"ph":"i","s":"t","name":"GoUnblock","pid":1,"tid":)");
+      num(tid);
+      lit(R"(,"ts":)");
+      us(r.ts - w.t0);
+      lit(R"(,"args":{"g":)");
+      num(static_cast<std::int64_t>(r.g));
+      lit(R"(,"p":)");
+      num(r.p);
+      lit(R"(,"by":)");
+      num(r.a);
+      lit("}},\n");
+      // The flow starts in the readier's slice: on its P's track.
+      lit(R"({"ph":"s","name":"wakeup","cat":"flow","id":)");
+      num(r.b);
+      lit(r.p >= 0 ? R"(,"pid":2,"tid":)" : R"(,"pid":1,"tid":)");
+      num(r.p >= 0 ? r.p : tid);
+      lit(R"(,"ts":)");
+      us(r.ts - w.t0);
+      lit("},\n");
       return;
     case TraceKind::syscall:
       put(R"({"ph":"X","name":"syscall","cat":"syscall","pid":%d,"tid":%lld,"ts":%s,"dur":%s,)"
@@ -281,6 +336,33 @@ void flush_locked(TraceBuf* b) {
   b->len.store(0, std::memory_order_release);
 }
 
+// flush_own: the owner formats its full buffer outside the lock (other Ms
+// keep flushing meanwhile), then writes it and empties the buffer under the
+// lock. If the crash path closed the file in between, it has already
+// written these records: the text is dropped.
+void flush_own(TraceBuf* b) {
+  thread_local std::string text;
+  text.clear();
+  const std::uint32_t n = b->len.load(std::memory_order_relaxed);
+  const std::int64_t tid = tid_of(b);
+  tls_out = &text;
+  for (std::uint32_t i = 0; i < n; i++) {
+    const TraceRec& r = b->rec[i];
+    const char* str = r.slen > 0 ? reinterpret_cast<const char*>(&b->rec[i + 1]) : nullptr;
+    format(r, str, tid);
+    if (r.slen > 0) i += (r.slen + sizeof(TraceRec) - 1) / sizeof(TraceRec);
+  }
+  tls_out = nullptr;
+  std::lock_guard<std::mutex> lk(w.mu);
+  if (!w.closed) {
+    drain();  // keep the writer's own text ahead
+    w.out.swap(text);
+    drain();
+    w.out.swap(text);
+  }
+  b->len.store(0, std::memory_order_release);
+}
+
 void header() {
   put("{\"displayTimeUnit\":\"ns\",\"otherData\":{\"producer\":\"goro\",\"version\":1},\"traceEvents\":[\n");
   const struct {
@@ -397,10 +479,7 @@ void trace_emit(TraceKind k, std::uint64_t g, std::int32_t p, std::int64_t a, st
   }
   std::uint32_t n = buf->len.load(std::memory_order_relaxed);
   if (n + need > traceBufRecs) {
-    {
-      std::lock_guard<std::mutex> lk(w.mu);
-      flush_locked(buf);
-    }
+    flush_own(buf);
     n = 0;
   }
   buf->rec[n] = r;

@@ -5,8 +5,8 @@
 // What it records, in Go's tracer vocabulary (docs/trace.md lists every
 // event and its arguments):
 //   - goroutines: create (GoCreate, with the creator and file:line), each run
-//     slice (GoStart..GoStop as one "X" slice on the M's and on the P's
-//     track, named G<id>, with why it stopped: preempted, yield, chan send,
+//     slice (GoStart..GoStop as one "X" slice on the P's track, the M in its
+//     args, named G<id>, with why it stopped: preempted, yield, chan send,
 //     chan recv, select, sync, sleep, network, GC, syscall, exit) and unblock
 //     (GoUnblock, with a flow arrow from the readier's slice to the readied
 //     goroutine's next slice);
@@ -100,6 +100,10 @@ struct TraceBuf {
 };
 
 extern bool trace_on;  // set once at start-up, read-only afterwards
+// GORO_DEBUG=pooltrace=1 (stderr lines), and pooltrace or trace (the Pool's
+// slow, logged Get): set at start-up like trace_on.
+extern bool pooltrace_on;
+extern bool pool_events;
 
 // Lifecycle (proc_main.cpp, idle.cpp, sysmon.cpp).
 bool trace_start(const char* path, std::int64_t t0);  // false: could not open (printed)

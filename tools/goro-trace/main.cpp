@@ -132,7 +132,7 @@ class Model {
     tmax = std::max(tmax, ts + ns(e.dur));
     if (e.ph == "X") return slice(e, ts);
     if (e.ph == "s") {
-      flow_start[e.id] = {ts, mlane(e.tid)};
+      flow_start[e.id] = {ts, e.pid == 2 ? plane(e.tid) : mlane(e.tid)};
       return;
     }
     if (e.ph == "f") {
@@ -141,7 +141,7 @@ class Model {
       fl_ts0.push_back(it->second.first);
       fl_lane0.push_back(it->second.second);
       fl_ts1.push_back(ts);
-      fl_lane1.push_back(mlane(e.tid));
+      fl_lane1.push_back(e.pid == 2 ? plane(e.tid) : mlane(e.tid));
       flow_start.erase(it);
       return;
     }
@@ -307,6 +307,8 @@ class Model {
       GInfo& gi = gs[g];
       gi.ev.emplace_back(ts, 1, cat);
       gi.ev.emplace_back(ts + dur, 2, cat);
+      // The same run on its M's lane.
+      if (const std::int64_t m = e.argi("m", -1); m >= 0) push_slice(ts, dur, mlane(m), g, cat, e, name);
     } else if (e.pid == 3) {
       ln = e.tid == 1 ? lane({3, 1}, "GC", 0, "GC") : lane({3, 2}, "STW", 0, "STW");
       cat = e.tid == 1 ? cat_index("gc") : cat_index("stw");
@@ -314,6 +316,11 @@ class Model {
       ln = lane({4, e.tid}, "R", e.tid, "G" + std::to_string(e.tid) + " regions");
       cat = cat_index("region");
     }
+    push_slice(ts, dur, ln, g, cat, e, name);
+  }
+
+  void push_slice(std::int64_t ts, std::int64_t dur, int ln, std::int64_t g, int cat, const TraceEv& e,
+                  const std::string& name) {
     sl_ts.push_back(ts);
     sl_dur.push_back(dur);
     sl_lane.push_back(ln);

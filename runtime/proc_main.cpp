@@ -113,7 +113,7 @@ void run(const Options& opt, std::function<void()> main_fn) {
   reset_dying();
   trace_on = !cfg.trace_file.empty() && trace_start(cfg.trace_file.c_str(), r->start_time);
   pooltrace_on = cfg.pooltrace;
-  pool_events = pooltrace_on || trace_on;
+  pool_events = pooltrace_on;  // Pool events go to the trace too when both are on
   rt_.store(r.get(), std::memory_order_release);
   signals_install(r.get());
 

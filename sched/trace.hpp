@@ -100,8 +100,8 @@ struct TraceBuf {
 };
 
 extern bool trace_on;  // set once at start-up, read-only afterwards
-// GORO_DEBUG=pooltrace=1 (stderr lines), and pooltrace or trace (the Pool's
-// slow, logged Get): set at start-up like trace_on.
+// GORO_DEBUG=pooltrace=1: stderr lines, and Pool events in the trace when it
+// is on too; pool_events selects the Pool's logged Get. Set at start-up.
 extern bool pooltrace_on;
 extern bool pool_events;
 

@@ -271,6 +271,9 @@ window.addEventListener("resize", () => { resize(); draw(); });
 
 // Start, then leave a result for programs that check the page (the browser
 // test): lanes, slice counts, and with #pantest the time to zoom and pan.
+// #view=FROM,TO (nanoseconds) opens on that window (links, screenshots).
+const hv = /view=(\d+),(\d+)/.exec(location.hash);
+if (hv) { v0 = +hv[1]; v1 = Math.max(v0 + 50, +hv[2]); }
 legend(); layoutLabels(); resize(); draw(); table();
 const res = document.getElementById("result");
 let pSlices = 0; for (let i = 0; i < D.sl_lane.length; i++) if (lanes[D.sl_lane[i]].kind === "P") pSlices++;

@@ -102,6 +102,7 @@ void gc_cycle_locked(bool forced) {
     std::lock_guard<Lock> lk(hooks.lock);
     for (auto& hook : hooks.list) hook.second();
   }
+  const std::int64_t t2h = trace_on ? nanotime() : 0;
   // Anything left unswept (a span popped mid-race) is swept now: rare.
   while (sweepone()) {
   }
@@ -126,6 +127,18 @@ void gc_cycle_locked(bool forced) {
   const std::int64_t t3 = nanotime();
   start_the_world();
   const std::int64_t t4 = nanotime();
+  if (trace_on) {
+    // The phases as slices on the GC track, the heap as counters.
+    const auto cyc = static_cast<std::int64_t>(n);
+    const std::uint64_t gid = getg()->goid;
+    trace_emit(TraceKind::gc_phase, gid, -1, cyc, 0, 0, "GC sweep termination", t0, t1 - t0);
+    trace_emit(TraceKind::gc_phase, gid, -1, cyc, 0, 0, "GC cleanup hooks", t2, t2h - t2);
+    trace_emit(TraceKind::gc_phase, gid, -1, cyc, 0, 0, "GC mark", t2h, t3 - t2h);
+    trace_emit(TraceKind::counter, 0, -1, static_cast<std::int64_t>(heap0), 0, 0, "heap live", t1);
+    trace_emit(TraceKind::counter, 0, -1, static_cast<std::int64_t>(marked), 0, 0, "heap live", t3);
+    trace_emit(TraceKind::counter, 0, -1, static_cast<std::int64_t>(next_gc.load(std::memory_order_relaxed)), 0,
+               0, "heap goal", t3);
+  }
   const auto pause = static_cast<std::uint64_t>(t4 - t1);
   work.pauseNs[(n - 1) % gcPauseRing] = pause;
   work.pauseTotalNs += pause;

@@ -81,6 +81,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <cstdio>
 #include <mutex>
 #include <new>
 #include <vector>
@@ -191,7 +192,7 @@ inline poolLocal* pin(pool* p, Entry& e, int* pid) {
 }
 
 // getSlow: steal from the other Ps, then try the victim. Pinned.
-void* getSlow(pool* p, int pid, getSource* src) {
+void* getSlow(pool* p, int pid, getSource* src, int* stealP) {
   std::size_t size = p->localSize.load(std::memory_order_acquire);
   poolLocal* locals = p->local.load(std::memory_order_acquire);
   // Steal, starting with the P after ours so that stealers spread out.
@@ -199,6 +200,7 @@ void* getSlow(pool* p, int pid, getSource* src) {
     poolLocal* l = indexLocal(locals, (std::size_t(pid) + i + 1) % size);
     if (void* x = l->shared.popTail()) {
       *src = getSource::steal;
+      if (stealP != nullptr) *stealP = static_cast<int>((std::size_t(pid) + i + 1) % size);
       return x;
     }
   }
@@ -278,10 +280,11 @@ void pool_delete(pool* p) {
 // getImpl is Get; Trace: record which step served it (the demo's and the
 // tests' pool_get_traced), compiled out of the plain pool_get.
 template <bool Trace>
-inline void* getImpl(pool* p, getSource* src) {
+inline void* getImpl(pool* p, getSource* src, int* pidOut = nullptr, int* stealP = nullptr) {
   Entry e("goro::Pool::get");
   int pid;
   poolLocal* l = pin(p, e, &pid);
+  if (Trace && pidOut != nullptr) *pidOut = pid;
   if (Trace) *src = getSource::privateSlot;
   void* x = l->private_.load(std::memory_order_relaxed);
   if (x != nullptr) {
@@ -291,7 +294,7 @@ inline void* getImpl(pool* p, getSource* src) {
     x = l->shared.popHead();
     if (x == nullptr) {
       getSource ignored;
-      x = getSlow(p, pid, Trace ? src : &ignored);
+      x = getSlow(p, pid, Trace ? src : &ignored, Trace ? stealP : nullptr);
     }
   }
   if (Trace && x == nullptr) *src = getSource::none;
@@ -302,7 +305,31 @@ void* pool_get_traced(pool* p, getSource* src) {
   return getImpl<true>(p, src);
 }
 
+// pool_get_logged is Get with GORO_DEBUG=pooltrace=1 or GORO_TRACE on: one
+// stderr line (pooltrace) and one trace event saying which step served it.
+[[gnu::noinline]] void* pool_get_logged(pool* p) {
+  getSource src = getSource::none;
+  int pid = -1, stealP = -1;
+  void* x = getImpl<true>(p, &src, &pid, &stealP);
+  const char* from = src == getSource::none ? "New" : getSourceName(src);
+  if (pooltrace_on) {
+    if (src == getSource::steal)
+      std::fprintf(stderr, "pooltrace: Get pool=%p P%d served by stolen from P%d\n", static_cast<void*>(p), pid,
+                   stealP);
+    else
+      std::fprintf(stderr, "pooltrace: Get pool=%p P%d served by %s\n", static_cast<void*>(p), pid, from);
+  }
+  if (trace_on) {
+    G* g = getg();
+    trace_emit(TraceKind::pool_get, g != nullptr ? g->goid : 0, pid,
+               static_cast<std::int64_t>(reinterpret_cast<std::uintptr_t>(p)), stealP, 0, from);
+  }
+  return x;
+}
+
 void* pool_get(pool* p) {
+  if (pool_events) [[unlikely]]
+    return pool_get_logged(p);
   return getImpl<false>(p, nullptr);
 }
 
@@ -326,8 +353,40 @@ void pool_put(pool* p, void* x) {
 // nobody is pinned, so nobody is inside Get or Put. poolsLock is free in the
 // normal case (it is only held pinned); taking it covers a Pool destroyed on
 // a thread outside the runtime.
+namespace {
+
+// localsCount counts the objects in n locals (pooltrace, world stopped).
+std::size_t localsCount(poolLocal* l, std::size_t n) {
+  std::size_t c = 0;
+  for (std::size_t i = 0; l != nullptr && i < n; i++)
+    c += (l[i].private_.load(std::memory_order_relaxed) != nullptr) + l[i].shared.count();
+  return c;
+}
+
+}  // namespace
+
 void poolCleanup() {
   std::lock_guard<Lock> lk(poolsLock);
+  const bool events = pool_events;
+  const std::size_t nall = allPools.size(), nold = oldPools.size();
+  std::size_t moved = 0, dropped = 0;
+  if (events) {
+    for (pool* p : oldPools) dropped += localsCount(p->victim.load(std::memory_order_relaxed), p->victimLen);
+    for (pool* p : allPools) {
+      const std::size_t c =
+          localsCount(p->local.load(std::memory_order_relaxed), p->localSize.load(std::memory_order_relaxed));
+      (victimEnabled.load(std::memory_order_relaxed) ? moved : dropped) += c;
+    }
+    if (pooltrace_on)
+      std::fprintf(stderr, "pooltrace: poolCleanup allPools=%zu oldPools=%zu moved-to-victim=%zu dropped=%zu\n",
+                   nall, nold, moved, dropped);
+    if (trace_on) {
+      G* g = getg();
+      trace_emit(TraceKind::pool_cleanup, g != nullptr ? g->goid : 0, -1, static_cast<std::int64_t>(nall),
+                 static_cast<std::int64_t>(nold), static_cast<std::int64_t>(moved), nullptr, 0,
+                 static_cast<std::int64_t>(dropped));
+    }
+  }
   // Drop the victims of the previous cycle: whatever nobody took back in a
   // whole cycle is garbage now (the collector frees it if nothing else holds
   // it).

@@ -190,6 +190,14 @@ void poolChain::free_retired() {
   }
 }
 
+std::size_t poolChain::count() const {
+  std::size_t n = 0;
+  for (poolChainElt* e = tail_.load(std::memory_order_acquire); e != nullptr;
+       e = e->next.load(std::memory_order_acquire))
+    n += e->d->count();
+  return n;
+}
+
 std::size_t poolChain::nrings() const {
   std::size_t n = 0;
   for (poolChainElt* e = tail_.load(std::memory_order_acquire); e != nullptr;

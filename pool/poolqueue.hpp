@@ -79,6 +79,12 @@ class poolDequeue {
   void* popTail();
 
   std::size_t size() const { return size_; }
+  // count is how many values it holds (pooltrace; exact with the world stopped).
+  std::size_t count() const {
+    const std::uint64_t ht = headTail_.load(std::memory_order_acquire);
+    const std::uint64_t mask = (std::uint64_t(1) << dequeueBits) - 1;
+    return static_cast<std::size_t>(((ht >> dequeueBits) - (ht & mask)) & mask);
+  }
 
  private:
   explicit poolDequeue(std::size_t size) : size_(size) {}
@@ -120,6 +126,8 @@ class poolChain {
 
   // nrings counts the live rings, tail to head (tests; no concurrent user).
   std::size_t nrings() const;
+  // count is how many values the chain holds (pooltrace; no concurrent user).
+  std::size_t count() const;
 
  private:
   static poolChainElt* newElt(std::size_t size);

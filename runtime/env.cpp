@@ -70,12 +70,17 @@ void parse_debug(const char* env, Config* c) {
       c->scheddetail = v != 0;
     } else if (key == "gctrace") {
       c->gctrace = v != 0;
+    } else if (key == "pooltrace") {
+      c->pooltrace = v != 0;
+    } else if (key == "seed") {
+      c->seed_set = true;
+      c->seed = static_cast<std::uint64_t>(v);
     } else if (key == "forcegc") {
       if (v == 0) bad("GORO_DEBUG", s, "forcegc needs a period in milliseconds > 0");
       c->forcegc_ms = v;
     } else {
       bad("GORO_DEBUG", s,
-          ("unknown setting \"" + key + "\" (known: schedtrace, scheddetail, gctrace, forcegc)").c_str());
+          ("unknown setting \"" + key + "\" (known: schedtrace, scheddetail, gctrace, forcegc, pooltrace, seed)").c_str());
     }
     if (comma == s.size()) break;
   }

@@ -81,15 +81,10 @@ void teardown(Runtime* r) {
     r->allp[i].store(nullptr, std::memory_order_relaxed);
   }
   if (trace_on) {
-    std::vector<TraceBuf*> bufs;
-    for (M* m : ms)
-      if (m->trace != nullptr) bufs.push_back(m->trace);
-    r->sysmon_trace.mid = -1;
-    bufs.push_back(&r->sysmon_trace);
-    trace_write(r->cfg.trace_file, bufs, r->start_time);
-    for (M* m : ms) delete m->trace;
+    trace_stop();  // frees every M's buffer
     trace_on = false;
   }
+  pooltrace_on = pool_events = false;
   for (M* m : ms) delete m;
   if (!(GORO_ASAN && abandoned)) r->stacks.release_all();
 }
@@ -115,12 +110,15 @@ void run(const Options& opt, std::function<void()> main_fn) {
   r->stacks.init(cfg.stack_size);
   gc_init(r.get());
   reset_dying();
-  trace_on = !cfg.trace_file.empty();
+  trace_on = !cfg.trace_file.empty() && trace_start(cfg.trace_file.c_str(), r->start_time);
+  pooltrace_on = cfg.pooltrace;
+  pool_events = pooltrace_on;  // Pool events go to the trace too when both are on
   rt_.store(r.get(), std::memory_order_release);
   signals_install(r.get());
 
   M* m0 = new_m0(r.get());
   r->m0 = m0;
+  if (trace_on) trace_bind(m0->trace);
   schedinit_procs(r.get(), m0);
   r->sysmon = std::thread(sysmon, r.get());
 

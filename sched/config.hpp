@@ -20,6 +20,9 @@ struct Config {
   bool gctrace = false;
   std::int64_t forcegc_ms = 2 * 60 * 1000;  // Go's forcegcperiod: 2 minutes
   std::string trace_file;
+  bool pooltrace = false;        // GORO_DEBUG=pooltrace=1
+  bool seed_set = false;         // GORO_DEBUG=seed=N: every random choice from N
+  std::uint64_t seed = 0;
 };
 
 // parse_config merges opt with the environment; throws goro::Error.

@@ -65,6 +65,7 @@ void wirep(M* m, P* p) {
   m->p = p;
   p->m.store(m, std::memory_order_release);  // sysmon and preemptall read it
   p->status.store(Pstatus::running, std::memory_order_release);
+  if (trace_on) trace_emit(TraceKind::proc_start, 0, p->id);
 }
 
 void acquirep(M* m, P* p) {
@@ -82,6 +83,7 @@ P* releasep(M* m) {
   m->p = nullptr;
   p->m.store(nullptr, std::memory_order_relaxed);
   p->status.store(Pstatus::idle, std::memory_order_relaxed);
+  if (trace_on) trace_emit(TraceKind::proc_stop, 0, p->id);
   return p;
 }
 
@@ -105,15 +107,18 @@ M* newm_locked(Runtime* r, P* p, bool spinning) {
   }
   M* m = new M();
   m->id = s.mnext++;
-  m->fastrand = static_cast<std::uint64_t>(nanotime()) ^ (static_cast<std::uint64_t>(m->id) << 32);
+  // GORO_DEBUG=seed=N: every M's random stream (steal order, select's poll
+  // order) comes from N and the M's id, so a GOMAXPROCS=1 run repeats.
+  m->fastrand = r->cfg.seed_set ? (r->cfg.seed + 1) * 0x9e3779b97f4a7c15ULL + static_cast<std::uint64_t>(m->id)
+                                : static_cast<std::uint64_t>(nanotime()) ^ (static_cast<std::uint64_t>(m->id) << 32);
   m->nextp = p;
   m->spinning.store(spinning, std::memory_order_relaxed);
   m->alllink = s.allm;
   s.allm = m;
   s.mcount++;
   if (trace_on) {
-    m->trace = new TraceBuf();
-    m->trace->mid = m->id;
+    m->trace = trace_newbuf(m->id);
+    trace_emit(TraceKind::counter, 0, -1, s.mcount, 0, 0, "threads");
   }
   return m;
 }
@@ -141,6 +146,7 @@ M* new_m0(Runtime* r) {
 void mstart(M* m) {
   m->tid = pthread_self();
   set_tls_m(m);
+  if (trace_on) trace_bind(m->trace);
   fiber_init_thread(m->g0);
   SignalStack altstack;
   if (m->nextp != nullptr) {
@@ -150,6 +156,7 @@ void mstart(M* m) {
   }
   schedule(rt(), m);
   set_tls_m(nullptr);
+  trace_bind(nullptr);
 }
 
 // ---------------------------------------------------------------------------
@@ -164,6 +171,7 @@ void wakep() {
   if (s.nmspinning.load(std::memory_order_relaxed) != 0) return;
   int zero = 0;
   if (!s.nmspinning.compare_exchange_strong(zero, 1, std::memory_order_acq_rel)) return;
+  if (trace_on) trace_emit(TraceKind::wakep, 0, -1);
   startm(nullptr, true);
 }
 
@@ -193,10 +201,12 @@ void startm(P* p, bool spinning) {
     // Start the thread before unlocking: teardown lists the Ms under this
     // lock and must find every registered M with a thread to join.
     nm = newm_locked(r, p, spinning);
+    if (trace_on) trace_emit(TraceKind::startm, 0, p->id, nm->id, 1, spinning);
     newm_start(r, nm);
     return;
   }
   lk.unlock();
+  if (trace_on) trace_emit(TraceKind::startm, 0, p->id, nm->id, 0, spinning);
   nm->spinning.store(spinning, std::memory_order_relaxed);
   nm->nextp = p;
   nm->park.wakeup();
@@ -208,9 +218,11 @@ void handoffp(P* p) {
   Runtime* r = rt();
   Sched& s = r->sched;
   if (!runqempty(p) || s.runqsize.load(std::memory_order_relaxed) != 0) {
+    if (trace_on) trace_emit(TraceKind::handoffp, 0, p->id, 1);
     startm(p, false);
     return;
   }
+  if (trace_on) trace_emit(TraceKind::handoffp, 0, p->id, 0);
   // No local work: if nobody is spinning or idle-looking, start a spinning
   // M in case work arrives.
   if (s.nmspinning.load(std::memory_order_relaxed) + s.npidle.load(std::memory_order_relaxed) == 0) {
@@ -300,6 +312,7 @@ bool stopm(Runtime* r, M* m) {
     m->blocked.store(true, std::memory_order_relaxed);
     mput(r, m);
   }
+  if (trace_on) trace_emit(TraceKind::stopm, 0, -1, deadline);
   bool woken = deadline == 0 ? (m->park.sleep(), true) : m->park.tsleep(deadline - nanotime());
   if (!woken) {
     std::lock_guard<Lock> lk(s.lock);
@@ -410,8 +423,9 @@ void gcstopm(Runtime* r, M* m) {
   Sched& s = r->sched;
   if (m->spinning.load(std::memory_order_relaxed)) {
     m->spinning.store(false, std::memory_order_relaxed);
-    if (s.nmspinning.fetch_sub(1, std::memory_order_acq_rel) - 1 < 0)
-      fatal("gcstopm: negative nmspinning");
+    const int n = s.nmspinning.fetch_sub(1, std::memory_order_acq_rel) - 1;
+    if (n < 0) fatal("gcstopm: negative nmspinning");
+    if (trace_on) trace_emit(TraceKind::spinning_off, 0, -1, n);
   }
   P* p = releasep(m);
   {

@@ -301,7 +301,9 @@ void newproc_start(G* g, const Closure* fn, const std::source_location& where) {
   g->param = nullptr;
   fiber_make(g->fiber, static_cast<char*>(g->entry_arg));
   casgstatus(g, Gstatus::dead, Gstatus::runnable);
-  if (trace_on) trace_add(m->trace, {nanotime(), 0, g->goid, self->goid, p->id, "go"});
+  if (trace_on)
+    trace_emit(TraceKind::go_create, g->goid, p->id, static_cast<std::int64_t>(self->goid), where.line(), 0,
+               where.file_name());
   runqput(p, g, true);
   wakep();
 }
@@ -326,6 +328,8 @@ G* newproc_main(Runtime* r, M* m0, std::function<void()>* fn) {
   g->goid = newgoid(r, p);
   fiber_make(g->fiber, static_cast<char*>(g->entry_arg));
   casgstatus(g, Gstatus::dead, Gstatus::runnable);
+  if (trace_on)
+    trace_emit(TraceKind::go_create, g->goid, p->id, 0, 0, 0, "goro::run (the main goroutine)");
   runqput(p, g, true);
   return g;
 }
@@ -399,6 +403,13 @@ void goready(G* g) {
   M* m = getm();
   casgstatus(g, Gstatus::waiting, Gstatus::runnable);
   P* p = m != nullptr ? m->p : nullptr;
+  if (trace_on) {
+    G* self = m != nullptr ? m->curg.load(std::memory_order_relaxed) : nullptr;
+    g->trace_waker = self != nullptr ? self->goid : 0;
+    g->trace_flow = trace_newflow();
+    trace_emit(TraceKind::unblock, g->goid, p != nullptr ? p->id : -1, static_cast<std::int64_t>(g->trace_waker),
+               static_cast<std::int64_t>(g->trace_flow));
+  }
   if (p != nullptr) {
     runqput(p, g, true);
   } else {
@@ -434,6 +445,7 @@ void resetspinning(Runtime* r, M* m) {
   m->spinning.store(false, std::memory_order_relaxed);
   int n = r->sched.nmspinning.fetch_sub(1, std::memory_order_acq_rel) - 1;
   if (n < 0) fatal("resetspinning: negative nmspinning");
+  if (trace_on) trace_emit(TraceKind::spinning_off, 0, m->p != nullptr ? m->p->id : -1, n);
   // We found work and stop spinning: if nobody else spins, wake another M
   // to look for more (the work may have come in a burst).
   wakep();
@@ -504,7 +516,7 @@ G* after_run(Runtime* r, M* m, G* g) {
       casgstatus(g, Gstatus::running, Gstatus::dead);
       g->m = nullptr;
       m->curg.store(nullptr, std::memory_order_relaxed);
-      if (m->lockedg == g) m->lockedg = nullptr;
+      if (m->lockedg == g) __atomic_store_n(&m->lockedg, nullptr, __ATOMIC_RELAXED);  // scheddetail reads it
       g->lockedm = nullptr;
       g->lockedcount = 0;
       g->waitreason = WaitReason::zero;
@@ -540,9 +552,50 @@ const char* stop_reason(M* m, G* g) {
   return "";
 }
 
-// trace_slice records that g ran on m and p from t0 until now (GORO_TRACE).
+// trace_category classifies a stop for the trace (the index into
+// trace.cpp's category names): what the viewer colours a slice by.
+int trace_category(M* m, G* g) {
+  enum { other, preempted, yield, chan_send, chan_recv, select, sync, sleep, network, gc, syscall, exit };
+  switch (m->req) {
+    case M::Req::gosched: return yield;
+    case M::Req::preempted: return preempted;
+    case M::Req::exit: return exit;
+    case M::Req::exitsyscall: return syscall;
+    case M::Req::park: break;
+    default: return other;
+  }
+  switch (g->waitreason) {
+    case WaitReason::chan_send:
+    case WaitReason::chan_send_nil: return chan_send;
+    case WaitReason::chan_receive:
+    case WaitReason::chan_receive_nil: return chan_recv;
+    case WaitReason::select:
+    case WaitReason::select_no_cases: return select;
+    case WaitReason::sleep: return sleep;
+    case WaitReason::semacquire:
+    case WaitReason::sync_mutex_lock:
+    case WaitReason::sync_rwmutex_lock:
+    case WaitReason::sync_rwmutex_rlock:
+    case WaitReason::sync_cond_wait:
+    case WaitReason::wait_group_wait: return sync;
+    case WaitReason::gc_finalizer_wait:
+    case WaitReason::force_gc_idle:
+    case WaitReason::gc_stop_the_world: return gc;
+    case WaitReason::preempted: return preempted;
+    default: break;
+  }
+  // The netpoller's wait reason (Go's "IO wait"), whatever its enumerator.
+  return std::strcmp(wait_reason_string(g->waitreason), "IO wait") == 0 ? network : other;
+}
+
+// trace_slice records that g ran on m and p from t0 until now (GORO_TRACE),
+// with why it stopped and, if it had been woken, by whom (the flow's end).
 void trace_slice(M* m, P* p, G* g, std::int64_t t0) {
-  trace_add(m->trace, {t0, nanotime() - t0, g->goid, 0, p->id, stop_reason(m, g)});
+  const std::int64_t now = nanotime();
+  trace_emit(TraceKind::slice, g->goid, p->id, trace_category(m, g), static_cast<std::int64_t>(g->trace_waker),
+             static_cast<std::int64_t>(g->trace_flow), stop_reason(m, g), t0, now - t0);
+  g->trace_flow = 0;
+  g->trace_waker = 0;
 }
 
 // execute runs g on m until it switches back, then finishes its request;
@@ -631,6 +684,18 @@ G* stealwork(Runtime* r, M* m, bool* inherit) {
           if (G* g = runqget(p, inherit)) return g;
         }
       }
+      if (trace_on) {
+        // runqgrab takes runnext only from an empty ring (racy reads: the
+        // trace's "runnext" flag is a best guess, the count is exact).
+        G* next = last ? p2->runnext.load(std::memory_order_relaxed) : nullptr;
+        const bool ring_empty = runqlen(p2) == 0;
+        if (G* g = runqsteal(p, p2, last)) {
+          trace_emit(TraceKind::steal, g->goid, p->id, runqlen(p) + 1, p2->id,
+                     g == next && ring_empty && runqlen(p) == 0);
+          return g;
+        }
+        continue;
+      }
       if (G* g = runqsteal(p, p2, last)) return g;
     }
   }
@@ -658,12 +723,18 @@ top:
   // goroutines that keep readying each other would starve it.
   if (p->schedtick.load(std::memory_order_relaxed) % 61 == 0 && s.runqsize.load(std::memory_order_relaxed) > 0) {
     std::lock_guard<Lock> lk(s.lock);
-    if (G* g = globrunqget(p, 1)) return g;
+    if (G* g = globrunqget(p, 1)) {
+      if (trace_on) trace_emit(TraceKind::globrunq, g->goid, p->id, 1, 1);
+      return g;
+    }
   }
   if (G* g = runqget(p, inherit)) return g;
   if (s.runqsize.load(std::memory_order_relaxed) > 0) {
     std::lock_guard<Lock> lk(s.lock);
-    if (G* g = globrunqget(p, 0)) return g;
+    if (G* g = globrunqget(p, 0)) {
+      if (trace_on) trace_emit(TraceKind::globrunq, g->goid, p->id, runqlen(p) + 1, 0);
+      return g;
+    }
   }
 
   // Steal. Limit the spinners to half the busy Ps, so that with many idle
@@ -675,7 +746,8 @@ top:
             procs - s.npidle.load(std::memory_order_relaxed)) {
       if (!m->spinning.load(std::memory_order_relaxed)) {
         m->spinning.store(true, std::memory_order_relaxed);
-        s.nmspinning.fetch_add(1, std::memory_order_acq_rel);
+        const int n = s.nmspinning.fetch_add(1, std::memory_order_acq_rel) + 1;
+        if (trace_on) trace_emit(TraceKind::spinning, 0, p->id, n);
       }
       if (G* g = stealwork(r, m, inherit)) return g;
     }
@@ -697,8 +769,9 @@ top:
   // run queue, since work readied while we spun may have woken nobody.
   if (m->spinning.load(std::memory_order_relaxed)) {
     m->spinning.store(false, std::memory_order_relaxed);
-    if (s.nmspinning.fetch_sub(1, std::memory_order_acq_rel) - 1 < 0)
-      fatal("findrunnable: negative nmspinning");
+    const int nspin = s.nmspinning.fetch_sub(1, std::memory_order_acq_rel) - 1;
+    if (nspin < 0) fatal("findrunnable: negative nmspinning");
+    if (trace_on) trace_emit(TraceKind::spinning_off, 0, -1, nspin);
     const int n = r->gomaxprocs.load(std::memory_order_relaxed);
     for (int i = 0; i < n; i++) {
       P* p2 = r->allp[i].load(std::memory_order_relaxed);

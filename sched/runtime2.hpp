@@ -140,6 +140,10 @@ struct alignas(64) G {
   // resumes it, so m.locks always describes the code running on the M.
   std::int32_t entries = 0;
   std::int32_t pins = 0;  // proc_pin depth (also counted in m.locks): for proc_unpin's check
+  // GORO_TRACE: the wakeup flow and the waker to show on this G's next
+  // run slice (set by goready, consumed by execute).
+  std::uint64_t trace_flow = 0;
+  std::uint64_t trace_waker = 0;
 };
 
 // P status, as Go's _P* constants. Transitions happen under sched.lock
@@ -229,6 +233,7 @@ struct alignas(64) M {
   std::uintptr_t suspend_regs[32] = {};
   bool is_m0 = false;
   TraceBuf* trace = nullptr;  // GORO_TRACE events of this M (written only by it)
+  std::int64_t trace_syscall_ts = 0;  // GORO_TRACE: when the current system call began
 
   // The continuation g0 runs after a G switched to it: Go's mcall argument.
   enum class Req : std::uint8_t { none, park, gosched, goyield, preempted, exit, exitsyscall, abandon };

@@ -51,6 +51,7 @@ void on_fault(int sig, siginfo_t* info, void* uctx) {
 void on_quit(int, siginfo_t*, void*) {
   write_str("SIGQUIT: quit\n\n");
   dump_goroutines(2, getg());
+  trace_crash("SIGQUIT");
   _exit(2);
 }
 

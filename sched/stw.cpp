@@ -58,9 +58,14 @@ std::atomic<std::uint32_t> worldsema{1};
 
 }  // namespace
 
+// GORO_TRACE: when the current stop began and why (worldsema guards both).
+static std::int64_t stw_trace_start = 0;
+static const char* stw_trace_reason = "";
+
 void stop_the_world(const char* reason) {
   G* g = getg();
   semacquire(&worldsema, false, WaitReason::gc_stop_the_world);
+  const std::int64_t trace_t0 = trace_on ? nanotime() : 0;
   g = getg();
   M* m = g->m;
   acquirem(m);  // the stopper itself must not be preempted, even outside an Entry
@@ -103,7 +108,10 @@ void stop_the_world(const char* reason) {
   }
   s.stopnote.clear();
   if (s.stopwait != 0) fatal("stop_the_world: not stopped");
-  if (trace_on) trace_add(m->trace, {nanotime(), 0, g->goid, 0, m->p->id, reason});
+  if (trace_on) {
+    stw_trace_start = trace_t0;
+    stw_trace_reason = reason;
+  }
 }
 
 void start_the_world() {
@@ -141,7 +149,9 @@ void start_the_world() {
     startm(p, false);
   }
   wakep();
-  if (trace_on) trace_add(m->trace, {nanotime(), 0, g->goid, 0, m->p->id, "start the world"});
+  if (trace_on)
+    trace_emit(TraceKind::stw, g->goid, m->p->id, 0, 0, 0, stw_trace_reason, stw_trace_start,
+               nanotime() - stw_trace_start);
   releasem(m);
   semrelease(&worldsema, false);
 }
@@ -155,6 +165,7 @@ int procresize(int nprocs) {
       P* p = new P();
       p->id = i;
       p->status.store(Pstatus::gcstop, std::memory_order_relaxed);
+      if (trace_on) trace_emit(TraceKind::p_name, 0, i);
       r->allp[i].store(p, std::memory_order_release);
     }
   }

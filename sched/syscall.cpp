@@ -21,6 +21,7 @@
 //   - _Psyscall -> anything is a CAS: the returning M, sysmon and the
 //     stopper race for it and exactly one wins;
 //   - g.lockedm == m  <=>  m.lockedg == g.
+#include "sched/nanotime.hpp"
 #include "sched/proc.hpp"
 
 namespace goro::detail {
@@ -33,6 +34,7 @@ void entersyscall() {
   M* m = g->m;
   P* p = m->p;
   casgstatus(g, Gstatus::running, Gstatus::syscall);
+  if (trace_on) m->trace_syscall_ts = nanotime();
   m->in_blocking = true;
   p->m.store(nullptr, std::memory_order_relaxed);
   m->oldp = p;
@@ -91,6 +93,14 @@ void entersyscall(SyscallRegs* regs) {
 }
 #endif
 
+// trace_syscall_end records the system call g just finished as a slice on
+// its M; handoff: its P was taken (sysmon's retake) while it was in the call.
+static void trace_syscall_end(M* m, G* g, P* oldp, bool handoff) {
+  const std::int64_t now = nanotime();
+  trace_emit(TraceKind::syscall, g->goid, oldp != nullptr ? oldp->id : -1, handoff, 0, 0, nullptr,
+             m->trace_syscall_ts, now - m->trace_syscall_ts);
+}
+
 void exitsyscall() {
   G* g = getg();
   M* m = g->m;
@@ -108,9 +118,11 @@ void exitsyscall() {
     oldp->syscalltick.store(oldp->syscalltick.load(std::memory_order_relaxed) + 1,
                             std::memory_order_relaxed);
     casgstatus(g, Gstatus::syscall, Gstatus::running);
+    if (trace_on) trace_syscall_end(m, g, oldp, false);
     if (r->sched.exiting.load(std::memory_order_relaxed)) goto abandon;
     return;
   }
+  if (trace_on) trace_syscall_end(m, g, oldp, true);
   // Our P was retaken: any idle one will do.
   if (!r->sched.gcwaiting.load(std::memory_order_acquire) &&
       r->sched.npidle.load(std::memory_order_relaxed) > 0) {
@@ -215,7 +227,7 @@ void lock_os_thread() {
   detail::M* m = g->m;
   g->lockedcount++;
   g->lockedm = m;
-  m->lockedg = g;
+  __atomic_store_n(&m->lockedg, g, __ATOMIC_RELAXED);  // scheddetail reads it
 }
 
 void unlock_os_thread() {
@@ -223,7 +235,7 @@ void unlock_os_thread() {
   detail::G* g = e.g();
   if (g->lockedcount == 0) return;  // as Go: unlocking an unlocked goroutine is a no-op
   if (--g->lockedcount == 0) {
-    g->m->lockedg = nullptr;
+    __atomic_store_n(&g->m->lockedg, nullptr, __ATOMIC_RELAXED);
     g->lockedm = nullptr;
   }
 }

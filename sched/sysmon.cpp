@@ -81,7 +81,7 @@ int retake(Runtime* r, std::vector<PSnapshot>& snaps, std::int64_t now) {
       if (took) {
         p->syscalltick.fetch_add(1, std::memory_order_relaxed);
         r->sched.nhandoff.fetch_add(1, std::memory_order_relaxed);
-        if (trace_on) trace_add(&r->sysmon_trace, {now, 0, 0, 0, p->id, "sysmon: retake P in syscall"});
+        if (trace_on) trace_emit(TraceKind::sysmon, 0, p->id, 0, 0, 0, "SysmonRetake", now);
         handoffp(p);
         n++;
       }
@@ -104,7 +104,7 @@ int retake(Runtime* r, std::vector<PSnapshot>& snaps, std::int64_t now) {
           // Make its thread give up the P (preempt.cpp).
           if (g->preempt.load(std::memory_order_relaxed)) preempt_by_signal(m);
           g->preempt.store(true, std::memory_order_relaxed);
-          if (trace_on) trace_add(&r->sysmon_trace, {now, 0, g->goid, 0, p->id, "sysmon: preempt"});
+          if (trace_on) trace_emit(TraceKind::sysmon, g->goid, p->id, 0, 0, 0, "SysmonPreempt", now);
           n++;
         }
       }
@@ -161,29 +161,44 @@ void schedtrace(Runtime* r, bool detailed) {
     out += buf;
   }
   if (detailed) {
+    // One snapshot of every M's curg and lockedg: the M lines print it and
+    // the G lines derive their m= and lockedm= from it (Go prints gp.m,
+    // which is exactly the M whose curg the G is), so the two always agree.
+    struct MSnap {
+      M* m;
+      G* curg;
+      G* lockedg;
+    };
+    std::vector<MSnap> ms;
     for (M* m = s.allm; m != nullptr; m = m->alllink) {
+      ms.push_back({m, m->curg.load(std::memory_order_acquire), __atomic_load_n(&m->lockedg, __ATOMIC_RELAXED)});
       // Only the M itself writes m->p; sched.lock keeps the list stable and
       // the value is for display.
       P* p = __atomic_load_n(&m->p, __ATOMIC_RELAXED);
-      G* g = m->curg.load(std::memory_order_acquire);
+      const MSnap& sn = ms.back();
       std::snprintf(buf, sizeof buf,
                     "  M%lld: p=%d curg=%lld mallocing=0 throwing=0 preemptoff= locks=%d dying=0 "
                     "spinning=%s blocked=%s lockedg=%lld\n",
                     static_cast<long long>(m->id), p != nullptr ? p->id : -1,
-                    g != nullptr ? static_cast<long long>(g->goid) : -1LL,
+                    sn.curg != nullptr ? static_cast<long long>(sn.curg->goid) : -1LL,
                     m->locks.load(std::memory_order_relaxed),
                     m->spinning.load(std::memory_order_relaxed) ? "true" : "false",
-                    m->blocked.load(std::memory_order_relaxed) ? "true" : "false", -1LL);
+                    m->blocked.load(std::memory_order_relaxed) ? "true" : "false",
+                    sn.lockedg != nullptr ? static_cast<long long>(sn.lockedg->goid) : -1LL);
       out += buf;
     }
     std::lock_guard<Lock> gl(r->allglock);
     for (G* g = r->allgs; g != nullptr; g = g->alllink) {
       const Gstatus st = g->status.load(std::memory_order_relaxed);
       if (st == Gstatus::dead) continue;
-      std::snprintf(buf, sizeof buf, "  G%llu: status=%u(%s) m=%lld lockedm=-1\n",
+      long long gm = -1, glocked = -1;
+      for (const MSnap& sn : ms) {
+        if (sn.curg == g) gm = static_cast<long long>(sn.m->id);
+        if (sn.lockedg == g) glocked = static_cast<long long>(sn.m->id);
+      }
+      std::snprintf(buf, sizeof buf, "  G%llu: status=%u(%s) m=%lld lockedm=%lld\n",
                     static_cast<unsigned long long>(g->goid), static_cast<unsigned>(st),
-                    st == Gstatus::waiting ? wait_reason_string(g->waitreason) : "",
-                    -1LL);
+                    st == Gstatus::waiting ? wait_reason_string(g->waitreason) : "", gm, glocked);
       out += buf;
     }
   }
@@ -209,7 +224,13 @@ void sysmon(Runtime* r) {
   int idle = 0;
   std::int64_t lasttrace = 0;
   const std::int64_t trace_ns = r->cfg.schedtrace_ms * 1000000;
+  if (trace_on) trace_bind(trace_newbuf(-1));  // freed by trace_stop
+  std::int64_t lastcounters = 0;
   for (;;) {
+    if (trace_on && nanotime() - lastcounters > 1000000) {
+      lastcounters = nanotime();
+      trace_counters();
+    }
     if (idle == 0)
       delay = 20 * 1000;
     else if (idle > 50)

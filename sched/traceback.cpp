@@ -156,6 +156,7 @@ void fatal(const char* msg) {
   put(2, msg);
   put(2, "\n\n");
   dump_goroutines(2, getg());
+  trace_crash("fatal error");
   _exit(2);
 }
 
@@ -165,6 +166,7 @@ void fatal_panic(G* g, const char* what) {
   put(2, what);
   put(2, "\n\n");
   dump_goroutines(2, g);
+  trace_crash("panic");
   _exit(2);
 }
 

@@ -7,6 +7,7 @@
 //   goro::after, Timer, ...  timers and tickers on channels (Go's time)
 //   goro::gc::make<T>(...)   an object on the garbage-collected heap
 //   goro::Pool<T>            sync.Pool: a per-P cache of reusable GC objects
+//   goro::trace::log, Region annotations in the GORO_TRACE execution trace
 //
 // See README.md for a tour and docs/ for how it works inside.
 #pragma once
@@ -18,3 +19,4 @@
 #include "goro/select.hpp"
 #include "goro/sync.hpp"
 #include "goro/time.hpp"
+#include "goro/trace.hpp"

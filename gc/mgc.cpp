@@ -136,7 +136,7 @@ void gc_cycle_locked(bool forced) {
     trace_emit(TraceKind::gc_phase, gid, -1, cyc, 0, 0, "GC mark", t2h, t3 - t2h);
     trace_emit(TraceKind::counter, 0, -1, static_cast<std::int64_t>(heap0), 0, 0, "heap live", t1);
     trace_emit(TraceKind::counter, 0, -1, static_cast<std::int64_t>(marked), 0, 0, "heap live", t3);
-    trace_emit(TraceKind::counter, 0, -1, static_cast<std::int64_t>(next_gc.load(std::memory_order_relaxed)), 0,
+    trace_emit(TraceKind::counter, 0, -1, static_cast<std::int64_t>(gc.controller.heapGoal.load(std::memory_order_relaxed)), 0,
                0, "heap goal", t3);
   }
   const auto pause = static_cast<std::uint64_t>(t4 - t1);

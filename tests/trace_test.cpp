@@ -106,7 +106,9 @@ TEST_P(Trace, WellFormedWithFlows) {
   for (const TraceEv& e : t.ev)
     if (e.ph == "M" && e.name == "thread_name" && e.pid == 1) ms.insert(e.tid);
   for (const TraceEv& e : t.ev)
-    if (e.ph == "X" && e.pid == 2) EXPECT_TRUE(ms.count(e.argi("m"))) << "slice on unnamed M " << e.argi("m");
+    if (e.ph == "X" && e.pid == 2) {
+      EXPECT_TRUE(ms.count(e.argi("m"))) << "slice on unnamed M " << e.argi("m");
+    }
   // Every flow end has its start, and unblocks name the readier.
   std::set<std::int64_t> starts;
   for (const TraceEv& e : t.ev)

@@ -24,6 +24,7 @@
 #include <system_error>
 
 #include "sched/nanotime.hpp"
+#include "sched/netpoll.hpp"
 #include "sched/proc.hpp"
 #include "sched/signal.hpp"
 
@@ -343,6 +344,9 @@ void checkdead(Runtime* r) {
   if (s.gcwaiting.load(std::memory_order_relaxed)) return;
   // A pending timer will wake the watcher.
   if (timers_earliest() != 0) return;
+  // A goroutine waiting for I/O is not deadlocked: the network may wake it
+  // (the M blocked in epoll_wait counts as running; this is the backstop).
+  if (netpoll_waiters() > 0) return;
   // Nobody runs and nothing will: if some goroutine is runnable we lost a
   // wakeup (a runtime bug); if they all wait, it is the program's deadlock.
   bool runnable = false;
@@ -386,6 +390,13 @@ bool stopm_idle(Runtime* r, M* m) {
 void wake_timer_watcher(std::int64_t when) {
   Runtime* r = rt();
   Sched& s = r->sched;
+  // An M blocked in epoll_wait is the watcher: interrupt it if it would
+  // sleep past `when` (Go's wakeNetPoller). It recomputes its timeout.
+  if (netpollinited() && s.lastpoll.load(std::memory_order_seq_cst) == 0) {
+    const std::int64_t pu = s.netpollUntil.load(std::memory_order_seq_cst);
+    if (pu == 0 || when < pu) netpollBreak();
+    return;
+  }
   const std::int64_t until = s.pollUntil.load(std::memory_order_relaxed);
   if (until != 0 && when >= until) return;
   M* m = nullptr;
@@ -430,6 +441,7 @@ void gcstopm(Runtime* r, M* m) {
 void begin_exit(Runtime* r) {
   Sched& s = r->sched;
   s.exiting.store(true, std::memory_order_release);
+  netpollBreak();  // an M blocked in epoll_wait leaves too
   std::lock_guard<Lock> lk(s.lock);
   while (M* m = mget(r)) m->park.wakeup();
   for (M* m = s.mlocked; m != nullptr; m = m->schedlink) m->park.wakeup();

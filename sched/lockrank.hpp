@@ -12,6 +12,8 @@
 // lower rank (equal ranks only where marked: channel locks, taken in address
 // order by select). Debug builds check it on every acquisition.
 //
+//     netpoll (pd.lock, pollcache)   5   held across modtimer, which may take
+//                                        sched.lock; two are never held at once
 //     sched (sched.lock)            10
 //     gfree (sched.gFreeLock)       15   leaf
 //     timers (p.timers.lock)        20
@@ -29,6 +31,7 @@
 namespace goro::detail {
 
 enum class LockRank : std::uint8_t {
+  netpoll = 5,
   sched = 10,
   gfree = 15,
   timers = 20,

@@ -46,6 +46,7 @@
 
 #include "sched/lockrank.hpp"
 #include "sched/nanotime.hpp"
+#include "sched/netpoll.hpp"
 #include "sched/signal.hpp"
 
 namespace goro::detail {
@@ -615,6 +616,22 @@ top:
     if (G* g = globrunqget(p, 0)) return g;
   }
 
+  // The network: a non-blocking look before stealing (Go's findRunnable
+  // does the same). Skipped if an M is blocked in epoll_wait already
+  // (lastpoll == 0): it gets the events. The first ready goroutine runs
+  // here; the others are injected.
+  if (netpoll_waiters() > 0 && s.lastpoll.load(std::memory_order_relaxed) != 0) {
+    int n = 0;
+    if (G* list = netpoll(0, &n)) {
+      G* g = list;
+      list = g->schedlink;
+      g->schedlink = nullptr;
+      injectglist(list, n - 1);
+      casgstatus(g, Gstatus::waiting, Gstatus::runnable);
+      return g;
+    }
+  }
+
   // Steal. Limit the spinners to half the busy Ps, so that with many idle
   // Ps we do not burn all CPUs looking for the same few goroutines.
   {
@@ -667,6 +684,11 @@ top:
       }
     }
   }
+
+  // Goroutines wait on I/O and no M is blocked in the poller: be that M,
+  // until I/O or the next timer, instead of sleeping on our note.
+  if (G* g = findrunnable_netpoll(r, m)) return g;
+  if (m->p != nullptr) goto top;
 
   // Sleep, until a timer is due if we are the one watching timers.
   if (!stopm_idle(r, m)) return nullptr;

@@ -237,6 +237,15 @@ void handoffp(P* p) {
     startm(p, false);
     return;
   }
+  // The last P going idle while goroutines wait on I/O and nobody is in
+  // the poller: keep an M to poll for them (Go's handoffp does the same),
+  // else they would wait for this system call to return.
+  if (s.npidle.load(std::memory_order_relaxed) == r->gomaxprocs.load(std::memory_order_relaxed) - 1 &&
+      netpoll_waiters() > 0 && s.lastpoll.load(std::memory_order_relaxed) != 0) {
+    lk.unlock();
+    startm(p, false);
+    return;
+  }
   pidleput(p);
   lk.unlock();
   // An idle P's timers are watched by an idle M; the Ms asleep now went to

@@ -684,6 +684,34 @@ TEST_P(Net, NoFalseDeadlockWithOnlyIOWaiters) {
   });
 }
 
+// I/O is delivered while the only other goroutine sits in a long system
+// call: the P handed off by sysmon keeps an M polling (handoffp).
+TEST_P(Net, IODeliveredDuringLongSyscall) {
+  goro::run(opts(), [] {
+    gn::Listener ln = gn::listen("tcp", "127.0.0.1:0");
+    gn::Conn c = gn::dial("tcp", ln.addr());
+    gn::Conn s = ln.accept();
+    std::atomic<std::int64_t> woke_ms{-1};
+    const auto t0 = std::chrono::steady_clock::now();
+    goro::go([&] {
+      char b;
+      if (c.read(&b, 1) == 1)
+        woke_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+                      .count();
+    });
+    ASSERT_TRUE(wait_io_waiters(1));
+    const int wfd = s.fd();
+    std::thread writer([wfd] {
+      std::this_thread::sleep_for(50ms);
+      (void)!::write(wfd, "y", 1);
+    });
+    goro::blocking([] { std::this_thread::sleep_for(1500ms); });
+    writer.join();
+    EXPECT_GE(woke_ms.load(), 0);
+    EXPECT_LT(woke_ms.load(), 1200) << "the reader waited for the system call to end";
+  });
+}
+
 // An idle runtime with a goroutine parked in accept() uses no CPU: the last
 // M blocks in epoll_wait, sysmon sleeps.
 TEST_F(NetOnce, IdleAcceptBurnsNoCPU) {

@@ -14,8 +14,13 @@
 //     is the watcher (sched.pollM, sched.pollUntil). addtimer wakes it when
 //     a new timer is due sooner. Other idle Ms sleep without a timeout, so an
 //     idle runtime makes no wake-ups at all until a timer is due.
-//   - checkdead: when the last running M goes idle with no timer pending, no
-//     goroutine can ever run again — Go's "all goroutines are asleep".
+//   - The network poller (netpoll.cpp): while goroutines wait for I/O, one
+//     idle M blocks in epoll_wait rather than on its note; it is not in
+//     midle, it watches the timers too (wake_timer_watcher breaks it), and a
+//     P handed off as the last one keeps an M to poll (handoffp).
+//   - checkdead: when the last running M goes idle with no timer pending and
+//     no goroutine waiting for I/O, no goroutine can ever run again — Go's
+//     "all goroutines are asleep".
 //
 // Lock: everything here that touches midle, pidle, mcount, pollM/pollUntil
 // holds sched.lock.

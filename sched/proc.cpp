@@ -12,9 +12,11 @@
 //      ▲                                           │ G runs user code
 //      └──── park_m / gosched_m / goexit0 ◄────────┘ fiber_switch(G → g0)
 //
-// When there is nothing to run, findrunnable spins a little (a "spinning" M,
-// stealing), then gives its P back (pidleput) and the M sleeps on its note
-// (stopm). New work wakes one idle P+M, and only when nobody is spinning
+// When there is nothing to run, findrunnable looks at the network without
+// blocking (netpoll(0)), spins a little (a "spinning" M, stealing), then
+// gives its P back (pidleput) and the M sleeps on its note (stopm) — or, if
+// goroutines wait for I/O and no other M does, blocks in epoll_wait instead
+// (sched/netpoll.cpp, docs/netpoll.md). New work wakes one idle P+M, and only when nobody is spinning
 // already (wakep): at most one M is looking for work on behalf of new work,
 // so readying a goroutine costs one futex wake at most, and usually none.
 // The spinning M that finds work wakes another spinner in its place

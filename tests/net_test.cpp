@@ -836,3 +836,38 @@ TEST_F(NetOnce, MisuseOutsideRuntimeThrows) {
   gn::Listener l;
   EXPECT_THROW(l.accept(), goro::Error);
 }
+
+// schedtrace and the execution trace show the poller's work.
+TEST_F(NetOnce, SchedtraceAndTraceShowNetpoll) {
+  const std::string trace = "/tmp/goro_net_trace_" + std::to_string(::getpid()) + ".json";
+  {
+    goro::test::ScopedEnv dbg("GORO_DEBUG", "schedtrace=20");
+    goro::test::ScopedEnv tr("GORO_TRACE", trace.c_str());
+    ::testing::internal::CaptureStderr();
+    goro::run(goro::test::procs(2), [] {
+      gn::Listener ln = gn::listen("tcp", "127.0.0.1:0");
+      gn::Conn c = gn::dial("tcp", ln.addr());
+      gn::Conn s = ln.accept();
+      goro::go([&] {
+        goro::sleep_for(60ms);  // the reader below is parked across schedtrace lines
+        s.write("t");
+      });
+      char b;
+      EXPECT_EQ(c.read(&b, 1), 1u);
+      goro::sleep_for(30ms);
+    });
+    const std::string err = ::testing::internal::GetCapturedStderr();
+    EXPECT_CONTAINS(err, "netpollwaiters=");
+    EXPECT_CONTAINS(err, "netpollready=");
+  }
+  std::string json;
+  if (FILE* f = std::fopen(trace.c_str(), "r")) {
+    char buf[65536];
+    std::size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) json.append(buf, n);
+    std::fclose(f);
+  }
+  ::unlink(trace.c_str());
+  EXPECT_CONTAINS(json, "netpoll: ready");
+  EXPECT_CONTAINS(json, "IO wait");
+}

@@ -293,7 +293,8 @@ TEST_P(Net, StaleDeadlineDoesNotHitReusedDescriptor) {
 }
 
 TEST_P(Net, CloseWakesParkedReaderAndAccept) {
-  goro::run(opts(), [] {
+  const int nprocs = GetParam();
+  goro::run(opts(), [nprocs] {
     gn::Listener ln = gn::listen("tcp", "127.0.0.1:0");
     gn::Conn c = gn::dial("tcp", ln.addr());
     gn::Conn s = ln.accept();
@@ -319,9 +320,17 @@ TEST_P(Net, CloseWakesParkedReaderAndAccept) {
       wg.done();
     });
     ASSERT_TRUE(wait_io_waiters(2));
+    const int cfd = c.fd();
     c.close();
+    // The lifetime rule: the woken reader has not left yet (one P, and we
+    // have not yielded), so the number is still open in the kernel and
+    // cannot be reused under it.
+    if (nprocs == 1) {
+      EXPECT_NE(::fcntl(cfd, F_GETFD), -1) << "fd closed under a parked reader";
+    }
     ln.close();
     wg.wait();
+    EXPECT_EQ(::fcntl(cfd, F_GETFD), -1) << "fd still open after its last user left";
     EXPECT_EQ(closed.load(), 2);
     EXPECT_FALSE(c);
     EXPECT_EQ(c.fd(), -1);

@@ -79,6 +79,13 @@ int bind_socket(const char* op, const Network& n, const SockAddr& a, bool wildca
 
 void require(const char* api) { detail::require_runtime(api); }
 
+// need is every accessor's check: inside a runtime, on a real object.
+netFD* need(netFD* fd, const char* api) {
+  require(api);
+  if (fd == nullptr) throw Error(EBADF, std::string(api) + ": " + detail::errno_text(EBADF));
+  return fd;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------
@@ -183,14 +190,8 @@ void Conn::close_write() { detail::fd_shutdown(fd_, SHUT_WR); }
 void Conn::set_deadline(Time t) { detail::fd_set_deadline(fd_, t, 'r' + 'w'); }
 void Conn::set_read_deadline(Time t) { detail::fd_set_deadline(fd_, t, 'r'); }
 void Conn::set_write_deadline(Time t) { detail::fd_set_deadline(fd_, t, 'w'); }
-std::string Conn::local_addr() const {
-  require("goro::net::Conn::local_addr");
-  return fd_ != nullptr ? fd_->laddr : std::string();
-}
-std::string Conn::remote_addr() const {
-  require("goro::net::Conn::remote_addr");
-  return fd_ != nullptr ? fd_->raddr : std::string();
-}
+std::string Conn::local_addr() const { return need(fd_, "goro::net::Conn::local_addr")->laddr; }
+std::string Conn::remote_addr() const { return need(fd_, "goro::net::Conn::remote_addr")->raddr; }
 int Conn::fd() const { return fd_ != nullptr && !fd_->mu.closed() ? fd_->sysfd : -1; }
 Conn::operator bool() const { return fd_ != nullptr && !fd_->mu.closed(); }
 
@@ -211,13 +212,9 @@ Listener::~Listener() { detail::fd_release(fd_); }
 Conn Listener::accept() { return Conn(detail::fd_accept(fd_)); }
 void Listener::close() { detail::fd_close(fd_, "close"); }
 void Listener::set_deadline(Time t) { detail::fd_set_deadline(fd_, t, 'r'); }
-std::string Listener::addr() const {
-  require("goro::net::Listener::addr");
-  return fd_ != nullptr ? fd_->laddr : std::string();
-}
+std::string Listener::addr() const { return need(fd_, "goro::net::Listener::addr")->laddr; }
 int Listener::port() const {
-  require("goro::net::Listener::port");
-  if (fd_ == nullptr || fd_->family == AF_UNIX) return 0;
+  if (need(fd_, "goro::net::Listener::port")->family == AF_UNIX) return 0;
   const auto colon = fd_->laddr.rfind(':');
   return colon == std::string::npos ? 0 : std::stoi(fd_->laddr.substr(colon + 1));
 }
@@ -247,8 +244,7 @@ std::size_t PacketConn::read_from(void* buf, std::size_t n, std::string* from) {
 }
 
 std::size_t PacketConn::write_to(const void* buf, std::size_t n, std::string_view address) {
-  require("goro::net::PacketConn::write_to");
-  if (fd_ == nullptr) throw Error(EBADF, "write: " + detail::errno_text(EBADF));
+  need(fd_, "goro::net::PacketConn::write_to");
   Network net = detail::parse_network("write", fd_->net, false);
   // A dual-stack socket sends to IPv4 peers as ::ffff:a.b.c.d.
   if (fd_->family == AF_INET) net.family = AF_INET;
@@ -274,13 +270,9 @@ void PacketConn::close() { detail::fd_close(fd_, "close"); }
 void PacketConn::set_deadline(Time t) { detail::fd_set_deadline(fd_, t, 'r' + 'w'); }
 void PacketConn::set_read_deadline(Time t) { detail::fd_set_deadline(fd_, t, 'r'); }
 void PacketConn::set_write_deadline(Time t) { detail::fd_set_deadline(fd_, t, 'w'); }
-std::string PacketConn::local_addr() const {
-  require("goro::net::PacketConn::local_addr");
-  return fd_ != nullptr ? fd_->laddr : std::string();
-}
+std::string PacketConn::local_addr() const { return need(fd_, "goro::net::PacketConn::local_addr")->laddr; }
 int PacketConn::port() const {
-  require("goro::net::PacketConn::port");
-  if (fd_ == nullptr) return 0;
+  need(fd_, "goro::net::PacketConn::port");
   const auto colon = fd_->laddr.rfind(':');
   return colon == std::string::npos ? 0 : std::stoi(fd_->laddr.substr(colon + 1));
 }

@@ -581,6 +581,10 @@ TEST_P(Net, AddressesAndNames) {
     }
     gn::Listener nl;
     EXPECT_THROW(nl.accept(), gn::Error);
+    EXPECT_THROW(none.local_addr(), gn::Error);
+    EXPECT_THROW(nl.addr(), gn::Error);
+    EXPECT_THROW(gn::PacketConn().read_from(&x, 1), gn::Error);
+    EXPECT_EQ(none.fd(), -1);
     EXPECT_FALSE(none);
     EXPECT_FALSE(nl);
     // Address in use.

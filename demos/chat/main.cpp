@@ -37,7 +37,10 @@ struct Room {
 };
 
 // room owns the members; it is the only goroutine that touches the map.
-void room(Room* r) {
+// It holds its own copies of the room's channels (a Chan is a reference,
+// like Go's), so it never touches main's Room object.
+void room(Room rm) {
+  Room* r = &rm;
   std::map<int, goro::Chan<std::string>> members;
   for (;;) {
     goro::select(
@@ -133,7 +136,8 @@ int main(int argc, char** argv) {
   int status = 0;
   goro::run([&] {
     Room r;
-    goro::go([&r] { room(&r); });
+    goro::go([r] { room(r); });
+    goro::WaitGroup sessions;  // serve goroutines still running
     gn::Listener ln = gn::listen("tcp", "127.0.0.1:0");
     std::printf("chat room on %s\n", ln.addr().c_str());
     std::fflush(stdout);
@@ -146,7 +150,11 @@ int main(int argc, char** argv) {
           if (e.closed()) return;
           continue;
         }
-        goro::go([&r, c = std::move(c), id]() mutable { serve(&r, &c, id); });
+        sessions.add(1);
+        goro::go([&r, &sessions, c = std::move(c), id]() mutable {
+          serve(&r, &c, id);
+          sessions.done();
+        });
       }
     });
     if (!smoke) {
@@ -170,6 +178,7 @@ int main(int argc, char** argv) {
       });
     }
     done.wait();
+    sessions.wait();  // every member has left: nobody uses `r` any more
     ln.close();
     std::printf("%d of %d clients heard every hello\n", ok.load(), n);
     status = ok.load() == n ? 0 : 1;

@@ -42,6 +42,7 @@ Row = collections.namedtuple(
     defaults=(False,))
 
 S, C, G, P = "goro_bench_sched", "goro_bench_chan", "goro_bench_gc", "goro_bench_pool"
+N = "goro_bench_net"
 
 ROWS = [
     Row("spawn",              S, "spawn",              "real_time",    "spawn",              "ns/op", 0.8),
@@ -72,9 +73,13 @@ ROWS = [
     Row("pool_overflow",      P, "pool_overflow",      "real_time",    "pool_overflow",      "ns/op", None),
     Row("pool_steal",         P, "pool_steal",         "real_time",    "pool_steal",         "ns/op", None),
     Row("pool_expensive_new", P, "pool_expensive_new", "news",         "pool_expensive_new", "news",  None),
+    Row("net_pingpong",       N, "net_pingpong",       "real_time",    "net_pingpong",       "ns/op", 0.9),
+    Row("net_echo",           N, "net_echo",           "real_time",    "net_echo",           "ns/op", 0.9),
+    Row("net_accept",         N, "net_accept",         "real_time",    "net_accept",         "ns/op", 1.0),
+    Row("net_idle",           N, "net_idle",           "bytes_per_conn", "net_idle",         "B",     1.5),
 ]
 
-GORO_BINS = [S, C, G, P]
+GORO_BINS = [S, C, G, P, N]
 
 # Go result lines printed by another peer benchmark than their own name.
 PEER_ARG = {"binarytrees_pause": "binarytrees", "blocking_syscall": "blocking",

@@ -15,6 +15,7 @@
 #include "gc/gc.hpp"
 #include "goro/runtime.hpp"
 #include "sched/nanotime.hpp"
+#include "sched/netpoll.hpp"
 #include "sched/proc.hpp"
 #include "sched/sanitizers.hpp"
 #include "sched/signal.hpp"
@@ -27,6 +28,7 @@ namespace goro {
 
 namespace detail {
 void sysmon(Runtime* r);
+void netpoll_osinit();  // sched/netpoll.cpp: ignore SIGPIPE, raise RLIMIT_NOFILE
 void reset_dying();
 
 namespace {
@@ -47,6 +49,9 @@ void teardown(Runtime* r) {
     if (!m->is_m0 && m->thread.joinable()) m->thread.join();
   signals_uninstall();
   semtable_reset();
+  // Every descriptor a net object still owns is closed, the poller's own
+  // descriptors too; goroutines parked on them are abandoned with the rest.
+  netpoll_teardown();
 
   // Goroutines that never started still own their callable: destroy it.
   // Goroutines that did start and are still parked are abandoned with their
@@ -107,6 +112,8 @@ void run(const Options& opt, std::function<void()> main_fn) {
   r->cfg = cfg;
   r->start_time = nanotime();
   r->sched.coarse_now.store(r->start_time, std::memory_order_relaxed);
+  r->sched.lastpoll.store(r->start_time, std::memory_order_relaxed);
+  netpoll_osinit();
   r->stacks.init(cfg.stack_size);
   gc_init(r.get());
   reset_dying();

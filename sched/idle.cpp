@@ -14,8 +14,13 @@
 //     is the watcher (sched.pollM, sched.pollUntil). addtimer wakes it when
 //     a new timer is due sooner. Other idle Ms sleep without a timeout, so an
 //     idle runtime makes no wake-ups at all until a timer is due.
-//   - checkdead: when the last running M goes idle with no timer pending, no
-//     goroutine can ever run again — Go's "all goroutines are asleep".
+//   - The network poller (netpoll.cpp): while goroutines wait for I/O, one
+//     idle M blocks in epoll_wait rather than on its note; it is not in
+//     midle, it watches the timers too (wake_timer_watcher breaks it), and a
+//     P handed off as the last one keeps an M to poll (handoffp).
+//   - checkdead: when the last running M goes idle with no timer pending and
+//     no goroutine waiting for I/O, no goroutine can ever run again — Go's
+//     "all goroutines are asleep".
 //
 // Lock: everything here that touches midle, pidle, mcount, pollM/pollUntil
 // holds sched.lock.
@@ -24,6 +29,7 @@
 #include <system_error>
 
 #include "sched/nanotime.hpp"
+#include "sched/netpoll.hpp"
 #include "sched/proc.hpp"
 #include "sched/signal.hpp"
 
@@ -243,6 +249,15 @@ void handoffp(P* p) {
     startm(p, false);
     return;
   }
+  // The last P going idle while goroutines wait on I/O and nobody is in
+  // the poller: keep an M to poll for them (Go's handoffp does the same),
+  // else they would wait for this system call to return.
+  if (s.npidle.load(std::memory_order_relaxed) == r->gomaxprocs.load(std::memory_order_relaxed) - 1 &&
+      netpoll_waiters() > 0 && s.lastpoll.load(std::memory_order_relaxed) != 0) {
+    lk.unlock();
+    startm(p, false);
+    return;
+  }
   pidleput(p);
   lk.unlock();
   // An idle P's timers are watched by an idle M; the Ms asleep now went to
@@ -351,6 +366,9 @@ void checkdead(Runtime* r) {
   if (s.gcwaiting.load(std::memory_order_relaxed)) return;
   // A pending timer will wake the watcher.
   if (timers_earliest() != 0) return;
+  // A goroutine waiting for I/O is not deadlocked: the network may wake it
+  // (the M blocked in epoll_wait counts as running; this is the backstop).
+  if (netpoll_waiters() > 0) return;
   // Nobody runs and nothing will: if some goroutine is runnable we lost a
   // wakeup (a runtime bug); if they all wait, it is the program's deadlock.
   bool runnable = false;
@@ -394,6 +412,13 @@ bool stopm_idle(Runtime* r, M* m) {
 void wake_timer_watcher(std::int64_t when) {
   Runtime* r = rt();
   Sched& s = r->sched;
+  // An M blocked in epoll_wait is the watcher: interrupt it if it would
+  // sleep past `when` (Go's wakeNetPoller). It recomputes its timeout.
+  if (netpollinited() && s.lastpoll.load(std::memory_order_seq_cst) == 0) {
+    const std::int64_t pu = s.netpollUntil.load(std::memory_order_seq_cst);
+    if (pu == 0 || when < pu) netpollBreak();
+    return;
+  }
   const std::int64_t until = s.pollUntil.load(std::memory_order_relaxed);
   if (until != 0 && when >= until) return;
   M* m = nullptr;
@@ -439,6 +464,7 @@ void gcstopm(Runtime* r, M* m) {
 void begin_exit(Runtime* r) {
   Sched& s = r->sched;
   s.exiting.store(true, std::memory_order_release);
+  netpollBreak();  // an M blocked in epoll_wait leaves too
   std::lock_guard<Lock> lk(s.lock);
   while (M* m = mget(r)) m->park.wakeup();
   for (M* m = s.mlocked; m != nullptr; m = m->schedlink) m->park.wakeup();

@@ -28,6 +28,10 @@
 //                                                                   stop to start the world
 //      6  hooks       the GC's cleanup hooks   gc/mgc.cpp           held while hooks run
 //      7  pool        poolsLock                pool/pool.cpp        taken in its GC hook
+//      8  netpoll     pd.lock, the pollcache   sched/netpoll.cpp    held across modtimer,
+//                                                                   which may take
+//                                                                   sched.lock; two are
+//                                                                   never held at once
 //     10  sched       sched.lock               sched/runtime2.hpp   also under noplock
 //                                                                   (suspend_hogs)
 //     15  gfree       sched.gFreeLock          sched/runtime2.hpp   leaf
@@ -67,6 +71,7 @@ enum class LockRank : std::uint8_t {
   noplock = 5,
   hooks = 6,
   pool = 7,
+  netpoll = 8,
   sched = 10,
   gfree = 15,
   timers = 20,

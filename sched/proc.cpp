@@ -12,9 +12,11 @@
 //      ▲                                           │ G runs user code
 //      └──── park_m / gosched_m / goexit0 ◄────────┘ fiber_switch(G → g0)
 //
-// When there is nothing to run, findrunnable spins a little (a "spinning" M,
-// stealing), then gives its P back (pidleput) and the M sleeps on its note
-// (stopm). New work wakes one idle P+M, and only when nobody is spinning
+// When there is nothing to run, findrunnable looks at the network without
+// blocking (netpoll(0)), spins a little (a "spinning" M, stealing), then
+// gives its P back (pidleput) and the M sleeps on its note (stopm) — or, if
+// goroutines wait for I/O and no other M does, blocks in epoll_wait instead
+// (sched/netpoll.cpp, docs/netpoll.md). New work wakes one idle P+M, and only when nobody is spinning
 // already (wakep): at most one M is looking for work on behalf of new work,
 // so readying a goroutine costs one futex wake at most, and usually none.
 // The spinning M that finds work wakes another spinner in its place
@@ -46,6 +48,7 @@
 
 #include "sched/lockrank.hpp"
 #include "sched/nanotime.hpp"
+#include "sched/netpoll.hpp"
 #include "sched/signal.hpp"
 
 namespace goro::detail {
@@ -737,6 +740,22 @@ top:
     }
   }
 
+  // The network: a non-blocking look before stealing (Go's findRunnable
+  // does the same). Skipped if an M is blocked in epoll_wait already
+  // (lastpoll == 0): it gets the events. The first ready goroutine runs
+  // here; the others are injected.
+  if (netpoll_waiters() > 0 && s.lastpoll.load(std::memory_order_relaxed) != 0) {
+    int n = 0;
+    if (G* list = netpoll(0, &n)) {
+      G* g = list;
+      list = g->schedlink;
+      g->schedlink = nullptr;
+      injectglist(list, n - 1);
+      casgstatus(g, Gstatus::waiting, Gstatus::runnable);
+      return g;
+    }
+  }
+
   // Steal. Limit the spinners to half the busy Ps, so that with many idle
   // Ps we do not burn all CPUs looking for the same few goroutines.
   {
@@ -791,6 +810,11 @@ top:
       }
     }
   }
+
+  // Goroutines wait on I/O and no M is blocked in the poller: be that M,
+  // until I/O or the next timer, instead of sleeping on our note.
+  if (G* g = findrunnable_netpoll(r, m)) return g;
+  if (m->p != nullptr) goto top;
 
   // Sleep, until a timer is due if we are the one watching timers.
   if (!stopm_idle(r, m)) return nullptr;

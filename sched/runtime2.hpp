@@ -108,6 +108,7 @@ enum class WaitReason : std::uint8_t {
   preempted,
   timer_goroutine_idle,
   debug_call,
+  io_wait,
 };
 const char* wait_reason_string(WaitReason r);
 
@@ -290,6 +291,13 @@ struct Sched {
 
   std::atomic<std::int64_t> pollUntil{0};  // the timer watcher's deadline (0: none)
   std::atomic<M*> pollM{nullptr};          // that watcher
+  // The network poller (netpoll.cpp): lastpoll is when the last poll ended,
+  // 0 while an M is blocked in epoll_wait; netpollUntil is when that M wakes
+  // by itself (INT64_MAX: only for I/O). nnetpoll counts goroutines readied
+  // by netpoll (schedtrace).
+  std::atomic<std::int64_t> lastpoll{1};
+  std::atomic<std::int64_t> netpollUntil{0};
+  std::atomic<std::uint64_t> nnetpoll{0};
 
   std::atomic<bool> exiting{false};     // main returned: Ms leave their loops
   std::atomic<int> ngsys{0};            // runtime goroutines (not counted by num_goroutine)

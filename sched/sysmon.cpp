@@ -22,6 +22,7 @@
 
 #include "gc/gc.hpp"
 #include "sched/nanotime.hpp"
+#include "sched/netpoll.hpp"
 #include "sched/proc.hpp"
 
 namespace goro::detail {
@@ -131,6 +132,13 @@ void schedtrace(Runtime* r, bool detailed) {
                 s.nmspinning.load(std::memory_order_relaxed), s.nmidle,
                 s.runqsize.load(std::memory_order_relaxed));
   out += buf;
+  if (netpollinited()) {
+    // goro's addition to Go's line, once the program uses the network:
+    // goroutines parked on I/O, and how many the poller has readied so far.
+    std::snprintf(buf, sizeof buf, " netpollwaiters=%d netpollready=%llu", netpoll_waiters(),
+                  static_cast<unsigned long long>(s.nnetpoll.load(std::memory_order_relaxed)));
+    out += buf;
+  }
   if (detailed) {
     std::snprintf(buf, sizeof buf, " gcwaiting=%d nmidlelocked=%d stopwait=%d sysmonwait=%d\n",
                   s.gcwaiting.load(std::memory_order_relaxed) ? 1 : 0, s.nmidlelocked, s.stopwait,
@@ -264,6 +272,8 @@ void sysmon(Runtime* r) {
       continue;
     }
 
+    // Nobody has polled the network for 10 ms (every P busy): do it here.
+    sysmon_netpoll(r, now);
     if (retake(r, snaps, now) != 0)
       idle = 0;
     else

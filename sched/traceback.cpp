@@ -74,6 +74,7 @@ const char* wait_reason_string(WaitReason r) {
     case WaitReason::preempted: return "preempted";
     case WaitReason::timer_goroutine_idle: return "timer goroutine (idle)";
     case WaitReason::debug_call: return "debug call";
+    case WaitReason::io_wait: return "IO wait";
   }
   return "???";
 }

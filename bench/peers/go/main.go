@@ -104,6 +104,10 @@ func main() {
 		parkedChild()
 		return
 	}
+	if os.Args[1] == "net-idle-child" { // one run of "net_idle", see net.go
+		netIdleChild()
+		return
+	}
 	enc := json.NewEncoder(os.Stdout)
 	for _, arg := range os.Args[1:] {
 		if arg == "list" {
@@ -139,6 +143,7 @@ func order(name string) int {
 		"skynet", "skynet_wg", "mutex", "timers", "parked", "blocking", "handoff", "idle",
 		"alloc", "binarytrees", "gcpause100m", "gcpause1g",
 		"pool", "pool_parallel", "pool_overflow", "pool_steal", "pool_expensive_new",
+		"net_pingpong", "net_echo", "net_accept", "net_idle",
 	} {
 		if n == name {
 			return i

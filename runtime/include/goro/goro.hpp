@@ -8,12 +8,14 @@
 //   goro::gc::make<T>(...)   an object on the garbage-collected heap
 //   goro::Pool<T>            sync.Pool: a per-P cache of reusable GC objects
 //   goro::trace::log, Region annotations in the GORO_TRACE execution trace
+//   goro::net::listen, dial  goroutine-blocking sockets on the netpoller
 //
 // See README.md for a tour and docs/ for how it works inside.
 #pragma once
 
 #include "goro/chan.hpp"
 #include "goro/gc.hpp"
+#include "goro/net.hpp"
 #include "goro/pool.hpp"
 #include "goro/runtime.hpp"
 #include "goro/select.hpp"

@@ -46,7 +46,11 @@ namespace gd = goro::detail;
 // would be truncated by Linux anyway.
 constexpr std::size_t maxRW = 1 << 30;
 
-void require_runtime(const char* api) { gd::require_g(api); }
+// require_runtime is a runtime entry opened and closed at once: goro::Error
+// outside a running runtime, else a safepoint (the socket calls themselves
+// are user code, as Go's internal/poll is; the poller's entries open their
+// own Entry).
+void require_runtime(const char* api) { gd::Entry e(api); }
 
 std::string errno_text(int err) {
   // Go's syscall error table spells these in lower case; glibc's strerror

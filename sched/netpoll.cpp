@@ -74,6 +74,8 @@
 //     never held together with a pd.lock.
 #include "sched/netpoll.hpp"
 
+#include <optional>
+
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -209,9 +211,8 @@ G* netpollunblock(PollDesc* pd, int mode, bool ioready) {
 void trace_netpoll(G* g, const char* what) {
   if (!trace_on) return;
   M* m = getm();
-  TraceBuf* b = m != nullptr ? m->trace : &rt()->sysmon_trace;
   const int pid = m != nullptr && m->p != nullptr ? m->p->id : -1;
-  trace_add(b, {nanotime(), 0, g->goid, 0, pid, what});
+  trace_emit(TraceKind::sysmon, g->goid, pid, 0, 0, 0, what);
 }
 
 void ready(G* g, const char* why) {
@@ -344,6 +345,7 @@ PollErr poll_reset(PollDesc* pd, int mode) {
 }
 
 PollErr poll_wait(PollDesc* pd, int mode) {
+  Entry entry("goro::net wait");  // parks: needs our P back if the signal took it
   PollErr e = netpollcheckerr(pd, mode);
   if (e != PollErr::none) return e;
   while (!netpollblock(pd, mode, false)) {
@@ -356,6 +358,7 @@ PollErr poll_wait(PollDesc* pd, int mode) {
 }
 
 void poll_set_deadline(PollDesc* pd, std::int64_t d, int mode) {
+  Entry entry("goro::net set_deadline");  // the deadline timers live on our P
   G* rg = nullptr;
   G* wg = nullptr;
   {
@@ -374,6 +377,10 @@ void poll_set_deadline(PollDesc* pd, std::int64_t d, int mode) {
 }
 
 void poll_unblock(PollDesc* pd) {
+  // Readies parked users (goready wants our P); close() may also come from
+  // a destructor outside the runtime, where there is nothing to enter.
+  std::optional<Entry> entry;
+  if (getg() != nullptr) entry.emplace("goro::net close");
   G* rg = nullptr;
   G* wg = nullptr;
   {
@@ -578,7 +585,7 @@ void sysmon_netpoll(Runtime* r, std::int64_t now) {
     std::lock_guard<Lock> lk(s.lock);
     s.nmidlelocked--;
   }
-  if (trace_on) trace_add(&r->sysmon_trace, {now, 0, 0, static_cast<std::uint64_t>(n), -1, "sysmon: netpoll"});
+  trace_netpoll_ready(n);
   injectglist(list, n);
   {
     std::lock_guard<Lock> lk(s.lock);

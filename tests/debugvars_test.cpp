@@ -98,7 +98,9 @@ TEST_P(SchedDetail, GsAndMsAgree) {
     EXPECT_EQ(mcurg[m], g) << dump;
   }
   for (auto [m, g] : mcurg) {
-    if (g >= 0) EXPECT_EQ(gm[g], m) << dump;
+    if (g >= 0) {
+      EXPECT_EQ(gm[g], m) << dump;
+    }
   }
   // The caller (main, running the dump) at least.
   EXPECT_GE(running, 1) << dump;

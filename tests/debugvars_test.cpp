@@ -245,6 +245,9 @@ void expect_repeats(const std::function<void()>& fn, std::size_t min_slices) {
     EXPECT_GE(a.size(), min_slices);
     EXPECT_EQ(a, b);
   }
+  // Under a sanitizer every goroutine runs ~10x slower, and on a loaded
+  // machine each run may cross sysmon's 10 ms slice somewhere.
+  if (clean == 0 && kSanitized) GTEST_SKIP() << "every run was preempted by sysmon (sanitizer build, timer race)";
   EXPECT_GE(clean, 1) << "every run was preempted by sysmon (machine overloaded?)";
 }
 

@@ -103,7 +103,9 @@ TEST_P(Trace, WellFormedWithFlows) {
     EXPECT_TRUE(known.count(c)) << c;
   }
   EXPECT_GT(cats["chan recv"] + cats["chan send"], 50);
-  EXPECT_GE(cats["exit"], 2);
+  // main's exit at least (the sender's may come after main returned: then
+  // it is abandoned, as Go abandons goroutines when main returns).
+  EXPECT_GE(cats["exit"], 1);
   std::set<std::int64_t> ms;
   for (const TraceEv& e : t.ev)
     if (e.ph == "M" && e.name == "thread_name" && e.pid == 1) ms.insert(e.tid);

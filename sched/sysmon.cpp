@@ -105,7 +105,9 @@ int retake(Runtime* r, std::vector<PSnapshot>& snaps, std::int64_t now) {
           // Make its thread give up the P (preempt.cpp).
           if (g->preempt.load(std::memory_order_relaxed)) preempt_by_signal(m);
           g->preempt.store(true, std::memory_order_relaxed);
-          if (trace_on) trace_emit(TraceKind::sysmon, g->goid, p->id, 0, 0, 0, "SysmonPreempt", now);
+          // (The goroutine's id is not read here: g may have exited and be
+          // reused by a go() on its P this instant; the P's lane shows it.)
+          if (trace_on) trace_emit(TraceKind::sysmon, 0, p->id, 0, 0, 0, "SysmonPreempt", now);
           n++;
         }
       }

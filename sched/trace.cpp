@@ -321,8 +321,9 @@ void format(const TraceRec& r, const char* str, std::int64_t tid) {
   put("}},\n");
 }
 
-// flush_locked formats b's published records and empties it (w.mu held).
-void flush_locked(TraceBuf* b) {
+// flush_locked formats b's published records (w.mu held) and, unless the
+// program is dying (its owner may be appending right now), empties it.
+void flush_locked(TraceBuf* b, bool reset = true) {
   const std::uint32_t n = b->len.load(std::memory_order_acquire);
   const std::int64_t tid = tid_of(b);
   if (!w.closed) {
@@ -333,7 +334,7 @@ void flush_locked(TraceBuf* b) {
       if (r.slen > 0) i += (r.slen + sizeof(TraceRec) - 1) / sizeof(TraceRec);
     }
   }
-  b->len.store(0, std::memory_order_release);
+  if (reset) b->len.store(0, std::memory_order_release);
 }
 
 // flush_own: the owner formats its full buffer outside the lock (other Ms
@@ -453,7 +454,7 @@ void trace_crash(const char* why) {
   bool locked = false;
   for (int i = 0; i < 2000 && !(locked = w.mu.try_lock()); i++) usleep(100);
   if (!w.closed) {
-    for (TraceBuf* b = w.bufs; b != nullptr; b = b->next) flush_locked(b);
+    for (TraceBuf* b = w.bufs; b != nullptr; b = b->next) flush_locked(b, false);
     footer(why);
   }
   if (locked) w.mu.unlock();
@@ -477,7 +478,8 @@ void trace_emit(TraceKind k, std::uint64_t g, std::int32_t p, std::int64_t a, st
     if (!w.closed) format(r, inline_str.data(), tidOther);
     return;
   }
-  std::uint32_t n = buf->len.load(std::memory_order_relaxed);
+  // acquire: trace_stop/flush under the lock may have emptied it.
+  std::uint32_t n = buf->len.load(std::memory_order_acquire);
   if (n + need > traceBufRecs) {
     flush_own(buf);
     n = 0;

@@ -99,16 +99,21 @@ TEST_P(Trace, WellFormedWithFlows) {
     if (e.ph == "X" && e.pid == 2) cats[e.cat]++;
   const std::set<std::string> known = {"other", "preempted", "yield", "chan send", "chan recv", "select",
                                        "sync", "sleep", "network", "GC", "syscall", "exit"};
-  for (auto& [c, n] : cats) EXPECT_TRUE(known.count(c)) << c;
+  for (auto& [c, n] : cats) {
+    EXPECT_TRUE(known.count(c)) << c;
+  }
   EXPECT_GT(cats["chan recv"] + cats["chan send"], 50);
-  EXPECT_GE(cats["exit"], 2);
+  // main's exit at least (the sender's may come after main returned: then
+  // it is abandoned, as Go abandons goroutines when main returns).
+  EXPECT_GE(cats["exit"], 1);
   std::set<std::int64_t> ms;
   for (const TraceEv& e : t.ev)
     if (e.ph == "M" && e.name == "thread_name" && e.pid == 1) ms.insert(e.tid);
-  for (const TraceEv& e : t.ev)
+  for (const TraceEv& e : t.ev) {
     if (e.ph == "X" && e.pid == 2) {
       EXPECT_TRUE(ms.count(e.argi("m"))) << "slice on unnamed M " << e.argi("m");
     }
+  }
   // Every flow end has its start, and unblocks name the readier.
   std::set<std::int64_t> starts;
   for (const TraceEv& e : t.ev)
@@ -231,6 +236,27 @@ TEST_F(RuntimeTest, TraceAnnotations) {
   EXPECT_TRUE(region);
   // And a sleep stopped with reason "sleep".
   EXPECT_GE(t.count_if([](const TraceEv& e) { return e.ph == "X" && e.cat == "sleep"; }), 1u);
+}
+
+// With pooltrace on too, each Get and poolCleanup is a trace event.
+TEST_F(RuntimeTest, TracePoolEvents) {
+  ::setenv("GORO_DEBUG", "pooltrace=1", 1);
+  ::testing::internal::CaptureStderr();
+  Traced t = traced_run("pool", 1, [] {
+    Pool<int> pool([] { return gc::make<int>(0); });
+    pool.put(gc::make<int>(1));
+    (void)pool.get();  // private
+    (void)pool.get();  // New
+    gc::collect();     // poolCleanup
+  });
+  ::testing::internal::GetCapturedStderr();
+  ::unsetenv("GORO_DEBUG");
+  ASSERT_TRUE(t.res.ok) << t.res.error;
+  std::vector<std::string> from;
+  for (const TraceEv& e : t.ev)
+    if (e.name == "PoolGet") from.push_back(e.args_str("from"));
+  EXPECT_EQ(from, (std::vector<std::string>{"private", "New"}));
+  EXPECT_GE(t.count("i", "PoolCleanup"), 1u);
 }
 
 // A long run's trace goes to the file as it runs: many more events than

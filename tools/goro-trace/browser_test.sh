@@ -6,8 +6,9 @@
 #
 # 1. The spread demo's trace (GOMAXPROCS=4): the page must load with no
 #    JavaScript error (the page's own error hook and Chromium's console log),
-#    name a lane for every P in the trace, and count as many goroutine slices
-#    on the P lanes as the trace holds (python3's json module counts them).
+#    name a lane for every P in the trace, count as many goroutine slices
+#    on the P lanes as the trace holds (python3's json module counts them),
+#    and a click on a slice (#clicktest) must show its goroutine.
 # 2. A trace of about a million events (thread_ring): the page opens, and
 #    zooms and pans (#pantest) without an error.
 # Exit 77 (skipped) only when no Chromium is installed.
@@ -47,7 +48,7 @@ check_page() {
 # --- 1. a demo's trace
 GOMAXPROCS=4 GORO_TRACE="$dir/spread.json" "$spread" >/dev/null
 "$viewer" "$dir/spread.json" -o "$dir/spread.html"
-render "file://$dir/spread.html" "$dir/spread.dom" "$dir/spread.log"
+render "file://$dir/spread.html#clicktest" "$dir/spread.dom" "$dir/spread.log"
 check_page "$dir/spread.dom" "$dir/spread.log"
 python3 - "$dir/spread.json" "$dir/spread.dom" <<'PY'
 import json, re, sys
@@ -64,11 +65,15 @@ for p in ps:
 assert int(m.group(1)) == nslices, f"page drew {m.group(1)} P slices, trace has {nslices}"
 assert any(k == "M" for k, _ in labels), "no M lanes"
 assert "Goroutine analysis" in dom and "<table" in dom, "no goroutine analysis table"
+click = re.search(r'data-click="([^"]*)"', dom)
+assert click, "clicking a slice showed nothing"
+assert re.search(r"goroutine G\d+, created (by G\d+ )?at (\S*spread/main\.cpp:\d+|goro::run)", click.group(1)), click.group(1)
+assert "stopped: " in click.group(1), click.group(1)
 print(f"ok: lanes {plabels} + {sum(1 for k,_ in labels if k=='M')} M lanes, {nslices} P slices")
 PY
 
 # --- 2. a million events
-GOMAXPROCS=2 GORO_TRACE="$dir/big.json" "$ring" 200000 >/dev/null
+GOMAXPROCS=2 GORO_TRACE="$dir/big.json" "$ring" 270000 >/dev/null
 n=$(python3 -c "import json,sys; print(len(json.load(open(sys.argv[1]))['traceEvents']))" "$dir/big.json")
 echo "big trace: $n events"
 if (( n < 1000000 )); then echo "FAIL: wanted a million events, got $n"; exit 1; fi

@@ -223,7 +223,7 @@ function showAt(x, yy) {
   const g = D.sl_g[hit], info = gById.get(g), cat = D.cats[D.sl_cat[hit]];
   let s = l.label + "  " + fmt(D.sl_ts[hit]) + " + " + fmt(D.sl_dur[hit]) + "\n";
   if ((l.kind === "P" || l.kind === "M") && g) {
-    s += "goroutine G" + g + (info && info.at ? ", created by G" + info.parent + " at " + info.at : "") + "\n";
+    s += "goroutine G" + g + (info && info.at ? ", created " + (info.parent > 0 ? "by G" + info.parent + " " : "") + "at " + info.at : "") + "\n";
     s += "stopped: " + D.strs[D.sl_name[hit]] + " (" + cat + ")";
     s += D.sl_woke[hit] ? ", woken by G" + D.sl_woke[hit] : "";
     if (info) s += "\ntotal " + fmt(info.total) + ", running " + fmt(info.running) + ", runnable " + fmt(info.runnable) + ", syscall " + fmt(info.syscall);
@@ -286,6 +286,18 @@ if (location.hash.indexOf("pantest") >= 0) {
   zoom(100, W / 2);
   for (let i = 0; i < 10; i++) pan(-100);
   res.dataset.panms = Math.round(performance.now() - t0);
+}
+if (location.hash.indexOf("clicktest") >= 0) {
+  // Click the middle of the first goroutine slice on a P lane (not a syscall).
+  for (let k = 0; k < D.sl_ts.length; k++) {
+    const l = lanes[D.sl_lane[k]];
+    if (l.kind !== "P" || !D.sl_g[k] || D.sl_ts[k] < v0 || D.sl_ts[k] + D.sl_dur[k] > v1) continue;
+    const x = ((D.sl_ts[k] + D.sl_dur[k] / 2) - v0) * W / (v1 - v0);
+    if (x < 1) continue;
+    showAt(x, l.y + l.h - 3);
+    res.dataset.click = document.getElementById("detail").textContent;
+    break;
+  }
 }
 res.dataset.errors = errs.length;
 res.dataset.status = errs.length ? "error" : "ok";

@@ -45,7 +45,10 @@ struct PSnapshot {
 int retake(Runtime* r, std::vector<PSnapshot>& snaps, std::int64_t now) {
   int n = 0;
   const int procs = r->gomaxprocs.load(std::memory_order_relaxed);
-  if (snaps.size() < static_cast<std::size_t>(procs)) snaps.resize(static_cast<std::size_t>(procs));
+  // A P seen for the first time starts its slice now (not at time 0, which
+  // would make its first goroutine look like a 10 ms hog at once).
+  if (snaps.size() < static_cast<std::size_t>(procs))
+    snaps.resize(static_cast<std::size_t>(procs), PSnapshot{0, now, 0, now});
   for (int i = 0; i < procs; i++) {
     P* p = r->allp[i].load(std::memory_order_acquire);
     if (p == nullptr) continue;

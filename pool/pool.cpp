@@ -44,7 +44,7 @@
 //   - Go's locals and rings are GC objects reachable from the allPools
 //     global. goro's collector does not scan malloc memory or globals, so
 //     every locals array and every ring registers itself as a GC root when
-//     allocated and unregisters when freed (pool/gc_seam.hpp).
+//     allocated and unregisters when freed (gc_add_root, goro/gc.hpp).
 //   - Go drops a replaced locals array and lets the GC free it. Here a
 //     replaced array (GOMAXPROCS grew) may still be in use by a goroutine
 //     pinned on another P, so it goes on pool.retired and poolCleanup frees it
@@ -88,8 +88,8 @@
 
 #include <optional>
 
+#include "goro/gc.hpp"
 #include "goro/runtime.hpp"
-#include "pool/gc_seam.hpp"
 #include "sched/lockrank.hpp"
 #include "sched/proc.hpp"
 #include "sched/sanitizers.hpp"
@@ -115,7 +115,7 @@ poolLocal* indexLocal(poolLocal* l, std::size_t i) {
 // private slots hold pooled objects).
 poolLocal* allocLocals(std::size_t n) {
   auto* l = new poolLocal[n];
-  poolgc::add_root(l, n * sizeof(poolLocal));
+  gc_add_root(l, n * sizeof(poolLocal));
   return l;
 }
 
@@ -123,7 +123,7 @@ poolLocal* allocLocals(std::size_t n) {
 void freeLocals(poolLocal* l, std::size_t n) {
   (void)n;
   if (l == nullptr) return;
-  poolgc::remove_root(l);
+  gc_remove_root(l);
   delete[] l;  // ~poolChain frees the rings, retired ones included
 }
 
@@ -161,7 +161,7 @@ poolLocal* pinSlow(pool* p, int* pid) {
   // poolsLock: the collector runs hooks holding its hook lock, and the hook
   // takes poolsLock. (Pinned, it cannot meet a running hook anyway: hooks run
   // with the world stopped.)
-  std::call_once(cleanupOnce, [] { poolgc::register_cleanup([] { poolCleanup(); }); });
+  std::call_once(cleanupOnce, [] { gc::register_cleanup([] { poolCleanup(); }); });
   std::lock_guard<Lock> lk(poolsLock);
   const std::size_t s = p->localSize.load(std::memory_order_relaxed);
   poolLocal* l = p->local.load(std::memory_order_relaxed);
@@ -338,7 +338,7 @@ void pool_put(pool* p, void* x) {
   // Not under TSan: gc_is_object_start reads the span's allocBits word while
   // the owning P may be allocating a neighbour in the same word (gc/mgc.cpp;
   // benign for our own, already-set bit, but a data race to TSan).
-  assert(poolgc::is_object_start(x) && "goro::Pool::put: x does not come from goro::gc::make");
+  assert(gc_is_object_start(x) && "goro::Pool::put: x does not come from goro::gc::make");
 #endif
   Entry e("goro::Pool::put");
   int pid;

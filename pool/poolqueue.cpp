@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <new>
 
-#include "pool/gc_seam.hpp"
+#include "goro/gc.hpp"
 
 namespace goro::detail {
 
@@ -30,13 +30,13 @@ poolDequeue* poolDequeue::make(std::size_t size) {
   auto* d = ::new (mem) poolDequeue(size);
   std::atomic<void*>* v = d->vals();
   for (std::size_t i = 0; i < size; i++) ::new (&v[i]) std::atomic<void*>(nullptr);
-  poolgc::add_root(mem, bytes);
+  gc_add_root(mem, bytes);
   return d;
 }
 
 void poolDequeue::destroy(poolDequeue* d) {
   if (d == nullptr) return;
-  poolgc::remove_root(d);
+  gc_remove_root(d);
   d->~poolDequeue();
   ::operator delete(static_cast<void*>(d));
 }

@@ -44,7 +44,7 @@
 //   - A slot is non-null exactly from the pushHead that fills it to the pop
 //     that clears it; pushHead never overwrites a non-null slot.
 //   - 0 <= head - tail <= size (mod 2^32), size a power of two <= dequeueLimit.
-//   - Every ring is registered with poolgc::add_root from allocation to free.
+//   - Every ring is registered with gc_add_root (goro/gc.hpp) from allocation to free.
 //   - A ring on `retired` is unreachable from tail/next/prev and empty; it is
 //     freed only with the world stopped or by the chain's destructor.
 #pragma once

@@ -7,7 +7,7 @@
 // Most tests run "a GC cycle" as pool_cleanup_stw_for_test(): stop the world,
 // run poolCleanup, start the world — what the collector does with its cleanup
 // hooks, minus the marking, so the pool logic is tested deterministically.
-// The collect()-based tests at the end (GORO_POOL_HAVE_GC) check the rest:
+// The collect()-based tests at the end check the rest:
 // the victim really keeps objects alive for one cycle, and they really die
 // after two.
 #include "goro/pool.hpp"
@@ -20,7 +20,6 @@
 #include <vector>
 
 #include "goro/gc.hpp"
-#include "pool/gc_seam.hpp"
 #include "runtime/access.hpp"
 #include "pool/pool.hpp"
 #include "test_util.hpp"
@@ -224,14 +223,10 @@ TEST_P(PoolTest, StressWithConcurrentCleanups) {
     cleaner.add(1);
     goro::go([&] {
       while (!stop.load()) {
-#if GORO_POOL_HAVE_GC
         if (cycles.load() % 2)
           goro::gc::collect();
         else
           cycle();
-#else
-        cycle();
-#endif
         cycles.fetch_add(1);
         goro::yield();
       }
@@ -336,7 +331,6 @@ TEST_P(PoolTest, GetStealsFromOtherPs) {
   });
 }
 
-#if GORO_POOL_HAVE_GC
 // ---- with the collector ---------------------------------------------------
 
 struct Fin {
@@ -389,7 +383,6 @@ TEST_P(PoolTest, GcObjectSurvivesOneCycleInVictim) {
     p.put(a);
   });
 }
-#endif
 
 }  // namespace
 }  // namespace goro::test

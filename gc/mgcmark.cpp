@@ -25,7 +25,8 @@
 //   - the last 256 objects allocated without a P (malloc.cpp noprecent): a
 //     goroutine in blocking() is not stopped, and holds a new object only in
 //     a register until it stores it;
-//   - the finalizer queue.
+//   - the finalizer queue, and what objects with pending finalizers point
+//     to (not the objects themselves: mark_finalizable, Go's markrootSpans).
 //
 // Parallel marking: the collecting goroutine scans the roots, then it and
 // min(GOMAXPROCS, CPUs, 8) - 1 helper threads drain together. Each worker has
@@ -39,8 +40,9 @@
 //   - Only allocated slots are marked (allocBits checked), so sweep never
 //     resurrects a free slot.
 //   - A marked object in a scan span is pushed exactly once.
-//   - The root scan holds finlock, allglock and rootlock (in rank order),
-//     taken after the hogs are suspended; the drain holds none.
+//   - The root scan holds mheap.lock (for the finalizable objects), then
+//     finlock, allglock and rootlock (in rank order), taken after the hogs
+//     are suspended; the drain holds none.
 #include <algorithm>
 #include <condition_variable>
 #include <thread>
@@ -222,6 +224,37 @@ GORO_NO_SANITIZE void scan_g(gcWork& w, G* g, G* self) {
   scanblock(w, lo, hi);
 }
 
+// scanobject_except scans [lo, hi) but greys nothing inside [lo, hi) itself:
+// an object's pointers into its own memory (a std::string's small buffer,
+// a list's sentinel) must not keep it alive.
+GORO_NO_SANITIZE void scanobject_except(gcWork& w, std::uintptr_t lo, std::uintptr_t hi) {
+  const std::uintptr_t alo = mheap_.arena_lo;
+  const std::uintptr_t ahi = mheap_.arena_used.load(std::memory_order_relaxed);
+  for (std::uintptr_t a = lo; a + 8 <= hi; a += 8) {
+    const std::uintptr_t v = *reinterpret_cast<const volatile std::uintptr_t*>(a);
+    if (v >= alo && v < ahi && (v < lo || v >= hi)) greyobject(w, v);
+  }
+}
+
+// mark_finalizable is Go's markrootSpans: everything an object with a
+// pending finalizer points to is live, but not the object itself. So of A
+// and B dying together with A pointing to B, only A is found dead this
+// cycle, and its finalizer (~A, or set_finalizer's fn) runs while B is
+// still whole; B dies in a later cycle (mfinal.cpp). World stopped,
+// mheap.lock held; every span is swept, so allocBits and dtorBits are this
+// cycle's.
+void mark_finalizable(gcWork& w) {
+  for (mspan* s : mheap_.allspans) {
+    if (!s->inuse || !s->hasdtor || s->noscan) continue;
+    for (std::size_t k = 0; k < bitWords; k++) {
+      for (std::uint64_t b = s->dtorBits[k] & s->allocBits[k]; b != 0; b &= b - 1) {
+        const std::uintptr_t slot = s->base + (k * 64 + __builtin_ctzll(b)) * s->elemsize;
+        scanobject_except(w, slot, slot + s->elemsize);
+      }
+    }
+  }
+}
+
 // scan_self scans the collecting goroutine's own stack from here up, after
 // forcing its callee-saved registers into this frame.
 GORO_NO_SANITIZE void scan_self(gcWork& w, G* self) {
@@ -251,6 +284,10 @@ std::uint64_t gc_mark_roots_and_heap(G* self) {
   // of the locks taken below; take them only afterwards.
   static M* hogs[10000];  // sched.maxmcount; one cycle at a time (gcsema)
   const int nhogs = std::min(suspend_hogs(hogs, 10000), 10000);
+  {
+    std::lock_guard<std::mutex> lk(mheap_.lock);
+    mark_finalizable(w);
+  }
   finq_lock();
   r->allglock.lock();
   roots_lock();
@@ -258,6 +295,12 @@ std::uint64_t gc_mark_roots_and_heap(G* self) {
   for (G* g = r->allgs; g != nullptr; g = g->alllink) scan_g(w, g, self);
   roots_for_each([&](std::uintptr_t lo, std::uintptr_t hi) { scanblock(w, lo, hi); });
   finq_for_each([&](std::uintptr_t lo, std::uintptr_t hi) { scanblock(w, lo, hi); });
+  // set_finalizer's pending finalizers: the closure (fn's captures) is a
+  // root; the object is scanned as in mark_finalizable.
+  finq_specials_for_each([&](std::uintptr_t closure, std::uintptr_t lo, std::uintptr_t hi) {
+    greyobject(w, closure);
+    scanobject_except(w, lo, hi);
+  });
   noplock_recent_for_each([&](std::uintptr_t lo, std::uintptr_t hi) { scanblock(w, lo, hi); });
   for (int i = 0; i < nhogs; i++) {
     const auto lo = reinterpret_cast<std::uintptr_t>(&hogs[i]->suspend_regs[0]);

@@ -211,41 +211,64 @@ void finq_reset() {
   fingwait = false;
 }
 
-// runfinq is the finalizer goroutine: one destructor at a time.
+namespace {
+
+// run_one pops the newest entry and runs it (finlock held on entry, not on
+// return). It is a frame of its own so that no copy of the entry's pointers
+// stays in runfinq's frame while it parks: the finalizer goroutine's stack
+// is scanned like any other, and a stale pointer to a finalized A there
+// would keep A, and through it B, alive for ever.
+[[gnu::noinline]] void run_one() {
+  const FinEntry e = finq.back();
+  finq.pop_back();
+  fincur.call = e.call;
+  fincur.closure = e.closure;
+  fincur.obj = e.obj;
+  finlock.unlock();
+  if (e.call != nullptr) {
+    // A finalizer's panic is Go's: it kills the program (on this, an
+    // ordinary goroutine, an escaping exception does just that).
+    e.call(e.closure, e.obj);
+  } else {
+    auto* hdr = static_cast<std::uintptr_t*>(e.obj);
+    const auto fn = reinterpret_cast<DtorFn>(hdr[0]);
+    fn(static_cast<char*>(e.obj) + dtorHeader, hdr[1]);
+  }
+  std::lock_guard<Lock> lk(finlock);
+  fincur.call = nullptr;
+  fincur.closure = nullptr;
+  fincur.obj = nullptr;
+}
+
+// scrub clears the stack just below the caller's frame, where run_one's
+// frame and the finalizer's own frames were, before the goroutine may park:
+// a parked goroutine is scanned from its saved context, which lies in that
+// region, and gopark's frames do not overwrite every stale word.
+[[gnu::noinline]] void scrub() {
+  volatile char buf[2048];
+  for (std::size_t i = 0; i < sizeof buf; i++) buf[i] = 0;
+}
+
+}  // namespace
+
+// runfinq is the finalizer goroutine: one finalizer at a time.
 void runfinq() {
   {
     std::lock_guard<Lock> lk(finlock);
     fing = getg();
   }
   for (;;) {
-    // A destructor is user code: a long one may have lost the P to the
+    // A finalizer is user code: a long one may have lost the P to the
     // preemption signal; take one back before touching the scheduler.
     safepoint(getg());
+    scrub();
     finlock.lock();
     if (finq.empty()) {
       fingwait = true;
       gopark(unlock_mutex, &finlock, WaitReason::gc_finalizer_wait);
       continue;
     }
-    const FinEntry e = finq.back();
-    finq.pop_back();
-    fincur.call = e.call;
-    fincur.closure = e.closure;
-    fincur.obj = e.obj;
-    finlock.unlock();
-    if (e.call != nullptr) {
-      // A finalizer's panic is Go's: it kills the program (on this, an
-      // ordinary goroutine, an escaping exception does just that).
-      e.call(e.closure, e.obj);
-    } else {
-      auto* hdr = static_cast<std::uintptr_t*>(e.obj);
-      const auto fn = reinterpret_cast<DtorFn>(hdr[0]);
-      fn(static_cast<char*>(e.obj) + dtorHeader, hdr[1]);
-    }
-    std::lock_guard<Lock> lk(finlock);
-    fincur.call = nullptr;
-    fincur.closure = nullptr;
-    fincur.obj = nullptr;
+    run_one();
   }
 }
 

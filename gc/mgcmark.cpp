@@ -40,9 +40,9 @@
 //   - Only allocated slots are marked (allocBits checked), so sweep never
 //     resurrects a free slot.
 //   - A marked object in a scan span is pushed exactly once.
-//   - The root scan holds mheap.lock (for the finalizable objects), then
-//     finlock, allglock and rootlock (in rank order), taken after the hogs
-//     are suspended; the drain holds none.
+//   - The root scan holds finlock, allglock and rootlock (in rank order),
+//     taken after the hogs are suspended, then mheap.lock alone for the
+//     finalizable objects; the drain holds none.
 #include <algorithm>
 #include <condition_variable>
 #include <thread>
@@ -270,9 +270,35 @@ namespace {
 std::uint64_t mark_drain(gcWork& w);
 }  // namespace
 
+namespace {
+
+// scrub_below zeroes the stack just below the caller's frame. The
+// collecting goroutine has just swept (finish_sweep) on this same stack,
+// and sweep's frames hold the addresses of the objects it queued for
+// finalization; scan_self scans the frames that will overlay them,
+// uninitialised slots included. A finalized object found there would be kept
+// alive cycle after cycle (nothing else writes those slots), and with it
+// everything it points to: Go's order (A first, then B) would stall.
+[[gnu::noinline]] void scrub_below() {
+  volatile char buf[3072];
+  for (std::size_t i = 0; i < sizeof buf; i++) buf[i] = 0;
+}
+
+std::uint64_t mark_roots_and_heap(G* self);
+
+}  // namespace
+
 // gc_mark_roots_and_heap marks everything reachable (world stopped) and
-// returns the bytes marked.
+// returns the bytes marked. A small frame over the mark's, so that the
+// scrubbed region is where the mark's frames go.
 std::uint64_t gc_mark_roots_and_heap(G* self) {
+  scrub_below();
+  return mark_roots_and_heap(self);
+}
+
+namespace {
+
+[[gnu::noinline]] std::uint64_t mark_roots_and_heap(G* self) {
   gcWork& w = works[0];
   w.marked_bytes = 0;
   w.stack.clear();
@@ -284,10 +310,6 @@ std::uint64_t gc_mark_roots_and_heap(G* self) {
   // of the locks taken below; take them only afterwards.
   static M* hogs[10000];  // sched.maxmcount; one cycle at a time (gcsema)
   const int nhogs = std::min(suspend_hogs(hogs, 10000), 10000);
-  {
-    std::lock_guard<std::mutex> lk(mheap_.lock);
-    mark_finalizable(w);
-  }
   finq_lock();
   r->allglock.lock();
   roots_lock();
@@ -309,12 +331,17 @@ std::uint64_t gc_mark_roots_and_heap(G* self) {
   roots_unlock();
   r->allglock.unlock();
   finq_unlock();
+  // After scan_self, not before: mark_finalizable's frames leave the
+  // finalizable objects' addresses on this stack, just below the frame that
+  // scan_self scans from, and would keep every one of them alive.
+  {
+    std::lock_guard<std::mutex> lk(mheap_.lock);
+    mark_finalizable(w);
+  }
   const std::uint64_t marked = mark_drain(w);
   resume_hogs(hogs, nhogs);
   return marked;
 }
-
-namespace {
 
 // mark_drain empties the mark stacks, in parallel when there are CPUs for it.
 std::uint64_t mark_drain(gcWork& w) {

@@ -154,10 +154,12 @@ bool flush_stream(FILE* f, std::ostream* cxx1, std::ostream* cxx2) {
   if (!locked) return false;
   // The C++ streams first: synced with stdio (the default) they write
   // through to f, whose lock we hold (it is recursive); unsynced they have
-  // their own buffer over the same descriptor.
+  // their own buffer over the same descriptor. Through the stream buffer,
+  // not ostream::flush: that would first flush the stream cerr is tied to
+  // (cout), whose lock may be the one held elsewhere.
   try {
-    if (cxx1 != nullptr) cxx1->flush();
-    if (cxx2 != nullptr) cxx2->flush();
+    if (cxx1 != nullptr && cxx1->rdbuf() != nullptr) cxx1->rdbuf()->pubsync();
+    if (cxx2 != nullptr && cxx2->rdbuf() != nullptr) cxx2->rdbuf()->pubsync();
   } catch (...) {
   }
   fflush_unlocked(f);

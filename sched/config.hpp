@@ -1,5 +1,5 @@
 // config.hpp — one run's configuration, from goro::Options and the
-// environment (GOMAXPROCS, GOGC, GORO_DEBUG, GORO_TRACE), parsed once at
+// environment (GOMAXPROCS, GOGC, GORO_DEBUG, GORO_TRACE, GOTRACEBACK), parsed once at
 // start-up by parse_config. A malformed variable is a goro::Error naming it.
 #pragma once
 
@@ -11,6 +11,10 @@
 
 namespace goro::detail {
 
+// Traceback is GOTRACEBACK: how much a panic prints (fatal errors and
+// SIGQUIT always print every goroutine).
+enum class Traceback { none, single, all };
+
 struct Config {
   int procs = 1;
   std::size_t stack_size = 0;
@@ -20,6 +24,7 @@ struct Config {
   bool gctrace = false;
   std::int64_t forcegc_ms = 2 * 60 * 1000;  // Go's forcegcperiod: 2 minutes
   std::string trace_file;
+  Traceback traceback = Traceback::single;  // GOTRACEBACK
 };
 
 // parse_config merges opt with the environment; throws goro::Error.
@@ -30,5 +35,6 @@ int ncpu();
 
 // Parsers for single values, exposed for the tests.
 bool parse_int(const char* s, std::int64_t* out);
+bool parse_digits(const char* s, std::int64_t* out);  // [0-9]+ only, <= INT_MAX
 
 }  // namespace goro::detail

@@ -156,9 +156,10 @@ struct AnyCaseImpl final : AnyCaseBase {
   C c;
   // The case lives in malloc'd memory, which the GC does not scan: a value
   // that may hold GC pointers (the one to send, or the one received while
-  // the select is parked) is a root while the case exists.
+  // the select is parked) is a root while the case exists, unless its type
+  // holds no GC pointers (gc::pointer_free, as for channel buffers).
   static constexpr bool scan = !std::is_void_v<typename case_value<C>::type> &&
-                               !gc_noscan_v<typename case_value<C>::type>;
+                               !gc::pointer_free_v<typename case_value<C>::type>;
   explicit AnyCaseImpl(C&& x) : c(std::move(x)) {
     is_default = is_default_case<C>;
     if constexpr (scan) gc_add_root(this, sizeof *this);

@@ -216,6 +216,10 @@ void finq_for_each(
 void finq_lock();
 void finq_unlock();
 void runfinq();  // the finalizer goroutine
+bool finq_have_specials();  // some set_finalizer finalizer is pending
+void finq_sweep_specials(mspan* s, std::size_t w, std::uint64_t* dead, std::uint64_t* mark);
+void finq_specials_for_each(  // finq_lock held, world stopped
+    const std::function<void(std::uintptr_t closure, std::uintptr_t lo, std::uintptr_t hi)>& fn);
 
 // mgc.cpp
 void gc_maybe_trigger();  // allocating goroutine: heap over the goal?

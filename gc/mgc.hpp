@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <memory>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "gc/malloc.hpp"
@@ -100,14 +101,34 @@ struct gcControllerState {
   std::atomic<std::int64_t> lastGcNs{0};     // nanotime of the last cycle's end (forcegc)
 };
 
-// finState is the finalizer queue and its goroutine (mfinal.go's finq, fing,
-// finlock, fingwait).
+// FinEntry is one queued finalizer: call == nullptr: run the destructor of
+// the slot obj (header first); otherwise call(closure, obj). Its words are
+// scanned conservatively, keeping both the closure and the object alive.
+struct FinEntry {
+  FinCallFn call = nullptr;
+  void* closure = nullptr;
+  void* obj = nullptr;
+};
+
+// Special is a finalizer set by gc::set_finalizer and not queued yet (Go's
+// specialfinalizer).
+struct Special {
+  void* obj;  // the user's pointer (slot + header, if any)
+  void* closure;
+  FinCallFn call;
+};
+
+// finState is the finalizer queue, its goroutine and the set_finalizer
+// specials (mfinal.go's finq, fing, finlock, fingwait; Go keeps specials on
+// the span, one table under finlock is enough here).
 struct finState {
   Lock lock{LockRank::finalizer};  // finlock: guards everything below
-  std::vector<void*> q;            // slots waiting for their destructor
-  void* volatile cur = nullptr;    // the slot whose destructor runs now (a root)
+  std::vector<FinEntry> q;         // finalizers waiting to run
+  FinEntry volatile cur{};         // the one running now (a root)
   G* g = nullptr;                  // the finalizer goroutine
   bool gwait = false;              // g is parked on an empty queue
+  std::unordered_map<std::uintptr_t, Special> specials;  // slot address -> its finalizer
+  std::atomic<std::size_t> nspecials{0};  // specials.size(), readable without the lock (sweep)
 };
 
 // sweepState is mgcsweep.go's `sweep`: the background sweeper.

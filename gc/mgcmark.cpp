@@ -25,7 +25,8 @@
 //   - the last noplockRecent objects allocated without a P (noprecent): a
 //     goroutine in blocking() is not stopped, and holds a new object only in
 //     a register until it stores it;
-//   - the finalizer queue.
+//   - the finalizer queue, and what objects with pending finalizers point
+//     to (not the objects themselves: mark_finalizable, Go's markrootSpans).
 //
 // Parallel marking: the collecting goroutine scans the roots, then it and
 // min(GOMAXPROCS, CPUs, 8) - 1 helper threads drain together. Each worker has
@@ -46,8 +47,9 @@
 //     resurrects a free slot.
 //   - A marked object in a scan span is pushed exactly once.
 //   - The root scan holds finlock, allglock and every root shard (in rank
-//     order: sched/lockrank.hpp), taken after the hogs are suspended; the
-//     drain holds none but, briefly, work.fullLock.
+//     order: sched/lockrank.hpp), taken after the hogs are suspended, then
+//     mheap.lock alone for the finalizable objects; the drain holds none
+//     but, briefly, work.fullLock.
 #include <algorithm>
 #include <thread>
 
@@ -215,6 +217,38 @@ GORO_NO_SANITIZE void scan_g(const mheap& h, gcWork& w, G* g, G* self) {
   scanblock(h, w, lo, hi);
 }
 
+// scanobject_except scans [lo, hi) but greys nothing inside [lo, hi) itself:
+// an object's pointers into its own memory (a std::string's small buffer,
+// a list's sentinel) must not keep it alive.
+GORO_NO_SANITIZE void scanobject_except(const mheap& h, gcWork& w, std::uintptr_t lo,
+                                        std::uintptr_t hi) {
+  const std::uintptr_t alo = h.arena_lo;
+  const std::uintptr_t ahi = h.arena_used.load(std::memory_order_relaxed);
+  for (std::uintptr_t a = lo; a + 8 <= hi; a += 8) {
+    const std::uintptr_t v = *reinterpret_cast<const volatile std::uintptr_t*>(a);
+    if (v >= alo && v < ahi && (v < lo || v >= hi)) greyobject(h, w, v);
+  }
+}
+
+// mark_finalizable is Go's markrootSpans: everything an object with a
+// pending finalizer points to is live, but not the object itself. So of A
+// and B dying together with A pointing to B, only A is found dead this
+// cycle, and its finalizer (~A, or set_finalizer's fn) runs while B is
+// still whole; B dies in a later cycle (mfinal.cpp). World stopped,
+// mheap.lock held; every span is swept, so allocBits and dtorBits are this
+// cycle's.
+void mark_finalizable(const mheap& h, gcWork& w) {
+  for (mspan* s : h.allspans) {
+    if (!s->inuse || !s->hasdtor || s->noscan) continue;
+    for (std::size_t k = 0; k < bitWords; k++) {
+      for (std::uint64_t b = s->dtorBits[k] & s->allocBits[k]; b != 0; b &= b - 1) {
+        const std::uintptr_t slot = s->base + (k * 64 + __builtin_ctzll(b)) * s->elemsize;
+        scanobject_except(h, w, slot, slot + s->elemsize);
+      }
+    }
+  }
+}
+
 // scan_self_from scans the collecting goroutine's stack from its own frame
 // up: every live frame above it, and nothing below. Not below: the stack
 // under the collector's frames holds the dead frames of its last mark
@@ -241,9 +275,36 @@ namespace {
 std::uint64_t mark_drain(GcState& gc, gcWork& w);
 }  // namespace
 
+namespace {
+
+// scrub_below zeroes the stack just below the caller's frame. The
+// collecting goroutine has just swept (finish_sweep) on this same stack,
+// and sweep's frames hold the addresses of the objects it queued for
+// finalization; scan_self scans the frames that will overlay them
+// (mark_roots_and_heap's and its own), uninitialised slots included. A
+// finalized object found there would be kept alive cycle after cycle
+// (nothing else writes those slots), and with it everything it points to:
+// Go's order (A first, then B) would stall.
+[[gnu::noinline]] void scrub_below() {
+  volatile char buf[3072];
+  for (std::size_t i = 0; i < sizeof buf; i++) buf[i] = 0;
+}
+
+std::uint64_t mark_roots_and_heap(G* self);
+
+}  // namespace
+
 // gc_mark_roots_and_heap marks everything reachable (world stopped) and
-// returns the bytes marked.
+// returns the bytes marked. A small frame over the mark's, so that the
+// scrubbed region is where the mark's frames go.
 std::uint64_t gc_mark_roots_and_heap(G* self) {
+  scrub_below();
+  return mark_roots_and_heap(self);
+}
+
+namespace {
+
+[[gnu::noinline]] std::uint64_t mark_roots_and_heap(G* self) {
   Runtime* r = rt();
   GcState& gc = *r->gc;
   const mheap& h = gc.heap;
@@ -266,6 +327,12 @@ std::uint64_t gc_mark_roots_and_heap(G* self) {
   for (G* g = r->allgs; g != nullptr; g = g->alllink) scan_g(h, w, g, self);
   roots_for_each(scan);
   finq_for_each(scan);
+  // set_finalizer's pending finalizers: the closure (fn's captures) is a
+  // root; the object is scanned as in mark_finalizable.
+  finq_specials_for_each([&](std::uintptr_t closure, std::uintptr_t lo, std::uintptr_t hi) {
+    greyobject(h, w, closure);
+    scanobject_except(h, w, lo, hi);
+  });
   noplock_recent_for_each(scan);
   for (int i = 0; i < nhogs; i++) {
     const auto lo = reinterpret_cast<std::uintptr_t>(&hogs[i]->suspend_regs[0]);
@@ -274,12 +341,17 @@ std::uint64_t gc_mark_roots_and_heap(G* self) {
   roots_unlock_all();
   r->allglock.unlock();
   finq_unlock();
+  // After scan_self, not before: mark_finalizable's frames leave the
+  // finalizable objects' addresses on this stack, just below the frame that
+  // scan_self scans from, and would keep every one of them alive.
+  {
+    std::lock_guard<Lock> lk(gc.heap.lock);
+    mark_finalizable(h, w);
+  }
   const std::uint64_t marked = mark_drain(gc, w);
   resume_hogs(hogs.data(), nhogs);
   return marked;
 }
-
-namespace {
 
 // mark_drain empties the mark stacks, in parallel when there are CPUs for it.
 std::uint64_t mark_drain(GcState& gc, gcWork& w) {

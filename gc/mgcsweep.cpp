@@ -14,7 +14,7 @@
 // partial/full or frees it; sweep.inflight counts those in hand.
 //
 // Sweeping a span: a slot that is allocated but not marked is dead. A dead
-// slot with a finalizer (dtorBits) is not freed: it is queued for the
+// slot with a set_finalizer finalizer, or else a destructor (dtorBits), is not freed: it is queued for the
 // finalizer goroutine and kept (its mark bit is treated as set, its dtor bit
 // cleared), so it is freed by a later cycle once ~T has run and nothing
 // points at it. Otherwise allocBits = gcmarkBits (the live set becomes the
@@ -71,6 +71,9 @@ bool sweepspan(mspan* s, bool preserve) {
     std::uint64_t mark = s->gcmarkBits[w].load(std::memory_order_relaxed);
     std::uint64_t dead = alloc & ~mark;
     if (dead == 0 && alloc == 0) continue;
+    // A dead object with a set_finalizer finalizer is queued and kept; its
+    // destructor (if any) waits for a later cycle (mfinal.cpp).
+    if (dead != 0 && finq_have_specials()) finq_sweep_specials(s, w, &dead, &mark);
     if (s->hasdtor) {
       std::uint64_t fin = dead & s->dtorBits[w];
       s->dtorBits[w] &= ~fin;

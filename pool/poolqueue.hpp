@@ -60,8 +60,13 @@ inline constexpr unsigned dequeueBits = 32;
 // head - tail can never be confused with a wrapped-around difference (Go's
 // value).
 inline constexpr std::size_t dequeueLimit = (std::size_t(1) << dequeueBits) / 4;
-// poolChainFirstSize is the first ring's size (Go: 8).
+// poolChainFirstSize is the first ring's size (Go: 8; 2 with the
+// small_queues build option, so a chain grows at its third put).
+#if GORO_SMALL_QUEUES
+inline constexpr std::size_t poolChainFirstSize = 2;
+#else
 inline constexpr std::size_t poolChainFirstSize = 8;
+#endif
 
 // poolDequeue is a lock-free fixed-size single-producer multi-consumer ring
 // of non-null void*. Allocate with make, free with destroy (its slots follow

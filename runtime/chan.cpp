@@ -70,6 +70,7 @@
 #include <new>
 
 #include "runtime/hchan.hpp"
+#include "sched/sanitizers.hpp"
 
 namespace goro::detail {
 
@@ -92,12 +93,29 @@ std::size_t round_up(std::size_t n, std::size_t a) {
 // ---------------------------------------------------------------------------
 // Creation and lifetime
 
+// maxAlloc bounds one channel's block as Go's does (malloc.go maxAlloc: the
+// 48-bit heap address space on amd64). The sanitizers' allocators stop at
+// 1 TiB and abort beyond it instead of failing, so their builds bound there.
+#if GORO_ASAN || GORO_TSAN
+constexpr std::size_t maxAlloc = std::size_t(1) << 40;
+#else
+constexpr std::size_t maxAlloc = std::size_t(1) << 48;
+#endif
+
+// makechan panics "makechan: size out of range" as Go does for any size the
+// allocator cannot serve: above maxAlloc without asking, and whenever the
+// allocation itself fails (never std::bad_alloc).
 HchanBase* makechan(const ChanType* t, std::size_t size) {
   const std::size_t align = std::max(t->align, alignof(HchanBase));
   const std::size_t hdr = round_up(sizeof(HchanBase), align);
-  const std::size_t maxbuf = std::numeric_limits<std::ptrdiff_t>::max() - hdr;
-  if (size > maxbuf / t->size) throw Panic("makechan: size out of range");
-  void* mem = ::operator new(hdr + size * t->size, std::align_val_t(align));
+  const std::size_t maxbuf = maxAlloc - hdr;
+  if (t->size != 0 && size > maxbuf / t->size) throw Panic("makechan: size out of range");
+  void* mem = nullptr;
+  try {
+    mem = ::operator new(hdr + size * t->size, std::align_val_t(align));
+  } catch (const std::bad_alloc&) {
+    throw Panic("makechan: size out of range");
+  }
   auto* base = static_cast<unsigned char*>(mem);
   return ::new (mem) HchanBase(t, size, base + hdr);
 }

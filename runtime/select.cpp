@@ -239,3 +239,37 @@ int selectgo(Scase* cas, int n, bool block) {
 }
 
 }  // namespace goro::detail
+
+namespace goro {
+
+// select over AnyCases: the type-erased cases fill one Scase each and
+// selectgo does the rest, exactly as for the variadic select.
+std::size_t select(std::span<AnyCase> cases) {
+  const std::size_t n = cases.size();
+  if (n > static_cast<std::size_t>(detail::maxCases)) throw Error("goro::select: too many cases");
+  detail::Scase small[detail::smallCases];
+  std::unique_ptr<detail::Scase[]> big;
+  detail::Scase* sc = small;
+  if (n > detail::smallCases) {
+    big = std::make_unique<detail::Scase[]>(n);
+    sc = big.get();
+  }
+  int ndefault = 0;
+  std::size_t idefault = 0;
+  for (std::size_t i = 0; i < n; i++) {
+    detail::AnyCaseBase* c = cases[i].p_.get();
+    if (c == nullptr) throw Error("goro::select: a moved-from AnyCase");
+    if (c->spent) throw Error("goro::select: a send case that already ran is spent");
+    if (c->is_default) {
+      if (++ndefault > 1) throw Panic("goro::select: multiple default cases");
+      idefault = i;
+    }
+    c->prepare(sc[i]);
+  }
+  int chosen = detail::selectgo(sc, static_cast<int>(n), ndefault == 0);
+  const std::size_t i = chosen < 0 ? idefault : static_cast<std::size_t>(chosen);
+  cases[i].p_->run();
+  return i;
+}
+
+}  // namespace goro

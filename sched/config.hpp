@@ -1,5 +1,5 @@
 // config.hpp — one run's configuration, from goro::Options and the
-// environment (GOMAXPROCS, GOGC, GORO_DEBUG, GORO_TRACE), parsed once at
+// environment (GOMAXPROCS, GOGC, GORO_DEBUG, GORO_TRACE, GOTRACEBACK), parsed once at
 // start-up by parse_config. A malformed variable is a goro::Error naming it.
 #pragma once
 
@@ -10,6 +10,10 @@
 #include "goro/runtime.hpp"
 
 namespace goro::detail {
+
+// Traceback is GOTRACEBACK: how much a panic prints (fatal errors and
+// SIGQUIT always print every goroutine).
+enum class Traceback { none, single, all };
 
 struct Config {
   int procs = 1;
@@ -23,6 +27,7 @@ struct Config {
   bool pooltrace = false;        // GORO_DEBUG=pooltrace=1
   bool seed_set = false;         // GORO_DEBUG=seed=N: every random choice from N
   std::uint64_t seed = 0;
+  Traceback traceback = Traceback::single;  // GOTRACEBACK
 };
 
 // parse_config merges opt with the environment; throws goro::Error.
@@ -33,5 +38,6 @@ int ncpu();
 
 // Parsers for single values, exposed for the tests.
 bool parse_int(const char* s, std::int64_t* out);
+bool parse_digits(const char* s, std::int64_t* out);  // [0-9]+ only, <= INT_MAX
 
 }  // namespace goro::detail

@@ -208,6 +208,10 @@ void semtable_reset();  // forget abandoned waiters (run()'s teardown)
 std::uint32_t fastrand();
 [[noreturn]] void fatal(const char* msg);  // "fatal error: msg", dump, exit 2
 [[noreturn]] void fatal_panic(G* g, const char* what);  // a goroutine panicked
-void dump_goroutines(int fd, G* self);
+// dump_goroutines prints self, then (all) every other goroutine by id.
+void dump_goroutines(int fd, G* self, bool all = true);
+// flush_stdio flushes stdout, stderr and the C++ streams on them, skipping a
+// stream whose lock stays held (the dying path must not hang on it).
+void flush_stdio();
 
 }  // namespace goro::detail

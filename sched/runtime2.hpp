@@ -166,8 +166,14 @@ enum class Pstatus : std::uint32_t {
 };
 const char* pstatus_name(Pstatus s);
 
-// runqSize is the length of a P's local run queue. Go's is 256.
+// runqSize is the length of a P's local run queue. Go's is 256; the
+// small_queues build option (GORO_SMALL_QUEUES) makes it 4 so the tests reach
+// runqputslow and half-queue steals with a handful of goroutines.
+#if GORO_SMALL_QUEUES
+inline constexpr std::uint32_t runqSize = 4;
+#else
 inline constexpr std::uint32_t runqSize = 256;
+#endif
 
 struct alignas(64) P {
   int id = 0;

@@ -49,8 +49,9 @@ void on_fault(int sig, siginfo_t* info, void* uctx) {
 }
 
 void on_quit(int, siginfo_t*, void*) {
+  flush_stdio();
   write_str("SIGQUIT: quit\n\n");
-  dump_goroutines(2, getg());
+  dump_goroutines(2, getg(), true);
   trace_crash("SIGQUIT");
   _exit(2);
 }

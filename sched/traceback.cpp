@@ -13,15 +13,31 @@
 // stack; where Go prints frames, goro prints where the goroutine was created
 // (go()'s std::source_location), which is what one needs to find it.
 //
+// The dump lists goroutines in Go's order: the current (or panicking) one
+// first, then the others by id. How much a panic prints is GOTRACEBACK's
+// choice, as in Go: only the panicking goroutine (single, the default),
+// every goroutine (all), or no stacks (none). A fatal error and SIGQUIT
+// always print every goroutine.
+//
 // These run when things have gone wrong, possibly in a signal handler: they
-// write with write(2) from stack buffers and take allglock only with
-// try_lock.
+// write with write(2) from stack buffers, sort the dump in an mmap'd array
+// (no malloc), and take allglock only with try_lock. Before exiting they
+// flush stdout and the C++ streams, so a program's printed output is not lost
+// when stdout is a file or a pipe (Go's os.Stdout is unbuffered; C's is not) —
+// but only a stream whose lock they can take within a bounded wait: the
+// dying thread, or another one, may hold it, and exiting with a buffer lost
+// beats never exiting.
+#include <stdio.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <iostream>
 
+#include "sched/config.hpp"
 #include "sched/nanotime.hpp"
 #include "sched/proc.hpp"
 #include "sched/sanitizers.hpp"
@@ -129,19 +145,71 @@ GORO_NO_TSAN void dump_one(int fd, G* g, G* self, std::int64_t now) {
 
 std::atomic<bool> dying{false};
 
+// flush_stream flushes f if its lock can be had within about 50 ms; false
+// if not (its holder is stuck, or is this very thread in the middle of a
+// write that the fatal error interrupted: ftrylockfile succeeds for the
+// owner, and flushing then is no worse than losing the buffer).
+bool flush_stream(FILE* f, std::ostream* cxx1, std::ostream* cxx2) {
+  bool locked = false;
+  for (int i = 0; i < 50 && !(locked = ftrylockfile(f) == 0); i++) usleep(1000);
+  if (!locked) return false;
+  // The C++ streams first: synced with stdio (the default) they write
+  // through to f, whose lock we hold (it is recursive); unsynced they have
+  // their own buffer over the same descriptor. Through the stream buffer,
+  // not ostream::flush: that would first flush the stream cerr is tied to
+  // (cout), whose lock may be the one held elsewhere.
+  try {
+    if (cxx1 != nullptr && cxx1->rdbuf() != nullptr) cxx1->rdbuf()->pubsync();
+    if (cxx2 != nullptr && cxx2->rdbuf() != nullptr) cxx2->rdbuf()->pubsync();
+  } catch (...) {
+  }
+  fflush_unlocked(f);
+  funlockfile(f);
+  return true;
+}
+
+// sorted_others returns the Gs to dump after self, sorted by goid, in an
+// mmap'd array (*n entries; munmap with *bytes), or nullptr if it cannot get
+// one (then the caller walks allgs unsorted). allglock is held.
+G** sorted_others(Runtime* r, G* self, std::size_t* n, std::size_t* bytes) {
+  std::size_t count = 0;
+  for (G* g = r->allgs; g != nullptr; g = g->alllink) count += g != self;
+  *n = 0;
+  *bytes = std::max<std::size_t>(count, 1) * sizeof(G*);
+  void* mem = mmap(nullptr, *bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (mem == MAP_FAILED) return nullptr;
+  auto* gs = static_cast<G**>(mem);
+  for (G* g = r->allgs; g != nullptr && *n < count; g = g->alllink)
+    if (g != self) gs[(*n)++] = g;
+  std::sort(gs, gs + *n, [](G* a, G* b) { return a->goid < b->goid; });
+  return gs;
+}
+
 }  // namespace
 
-void dump_goroutines(int fd, G* self) {
+void flush_stdio() {
+  flush_stream(stdout, &std::cout, nullptr);
+  flush_stream(stderr, &std::cerr, &std::clog);
+}
+
+void dump_goroutines(int fd, G* self, bool all) {
   Runtime* r = rt();
   if (r == nullptr) return;
   const std::int64_t now = nanotime();
   if (self != nullptr) dump_one(fd, self, self, now);
+  if (!all) return;
   // The dying thread may hold allglock (checkdead does not, but a fault
   // could strike anywhere): never wait for it.
   bool locked = false;
   for (int i = 0; i < 1000 && !(locked = r->allglock.try_lock()); i++) usleep(100);
-  for (G* g = r->allgs; g != nullptr; g = g->alllink)
-    if (g != self) dump_one(fd, g, self, now);
+  std::size_t n = 0, bytes = 0;
+  if (G** gs = sorted_others(r, self, &n, &bytes)) {
+    for (std::size_t i = 0; i < n; i++) dump_one(fd, gs[i], self, now);
+    munmap(gs, bytes);
+  } else {
+    for (G* g = r->allgs; g != nullptr; g = g->alllink)
+      if (g != self) dump_one(fd, g, self, now);
+  }
   if (locked) r->allglock.unlock();
 }
 
@@ -153,20 +221,28 @@ void fatal(const char* msg) {
     put(2, " (while dying)\n");
     _exit(2);
   }
+  flush_stdio();  // what the program printed comes before the error
   put(2, "fatal error: ");
   put(2, msg);
   put(2, "\n\n");
-  dump_goroutines(2, getg());
+  dump_goroutines(2, getg(), true);
   trace_crash("fatal error");
   _exit(2);
 }
 
 void fatal_panic(G* g, const char* what) {
   if (dying.exchange(true)) _exit(2);
+  flush_stdio();
+  Runtime* r = rt();
+  const Traceback tb = r != nullptr ? r->cfg.traceback : Traceback::single;
   put(2, "panic: ");
   put(2, what);
-  put(2, "\n\n");
-  dump_goroutines(2, g);
+  if (tb == Traceback::none) {
+    put(2, "\n");
+  } else {
+    put(2, "\n\n");
+    dump_goroutines(2, g, tb == Traceback::all);
+  }
   trace_crash("panic");
   _exit(2);
 }

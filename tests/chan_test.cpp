@@ -389,6 +389,39 @@ TEST_P(ChanTest, NilChannelBlocks) {
   });
 }
 
+// Go's test/chancap.go: a buffer the allocator cannot serve is the panic
+// "makechan: size out of range", never std::bad_alloc: above Go's maxAlloc
+// (2^45 int64s are 2^48 bytes), and the largest sizes.
+TEST_F(RuntimeTest, MakechanSizeOutOfRangePanics) {
+  goro::run(procs(1), [] {
+    expect_panic([] { make_chan<std::int64_t>(std::size_t(1) << 45); }, "makechan: size out of range");
+    expect_panic([] { make_chan<std::int64_t>(SIZE_MAX); }, "makechan: size out of range");
+    expect_panic([] { make_chan<char>(SIZE_MAX - 8); }, "makechan: size out of range");
+    struct Big {
+      char b[1 << 20];
+    };
+    expect_panic([] { make_chan<Big>(std::size_t(1) << 40); }, "makechan: size out of range");
+    // Below the bound but more than the machine can give (64 TiB): the
+    // allocation fails and that is the same panic. Only where the kernel
+    // refuses such a request (overcommit heuristic or strict; with
+    // overcommit_memory=1 the reservation would succeed), and not under the
+    // sanitizers, whose allocators abort instead of failing.
+    if (!kSanitized) {
+      int mode = -1;
+      if (FILE* f = std::fopen("/proc/sys/vm/overcommit_memory", "r")) {
+        if (std::fscanf(f, "%d", &mode) != 1) mode = -1;
+        std::fclose(f);
+      }
+      if (mode == 0 || mode == 2)
+        expect_panic([] { make_chan<std::int64_t>(std::size_t(1) << 43); },
+                     "makechan: size out of range");
+    }
+    // A size that fits is fine.
+    auto ok = make_chan<std::int64_t>(1 << 20);
+    EXPECT_EQ(ok.cap(), std::size_t(1) << 20);
+  });
+}
+
 TEST_F(RuntimeTest, ChanOutsideRuntimeIsAnError) {
   auto ch = make_chan<int>(1);  // making one is fine anywhere
   EXPECT_THROW(ch.send(1), Error);

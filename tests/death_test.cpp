@@ -2,13 +2,16 @@
 // stack overflow, deadlock, a panicking goroutine, SIGQUIT; the ways it must
 // not die (no false deadlock report); and the GORO_DEBUG schedtrace output.
 // Every death is Go's: a message on stderr, a goroutine dump, exit status 2.
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
+#include <iostream>
 #include <string>
 #include <stdexcept>
+#include <thread>
 
 #include "test_util.hpp"
 
@@ -249,10 +252,12 @@ TEST_F(Death, SigquitDumpShowsParkedGoroutines) {
               "goroutine 1\n\t[^\n]*death_test.cpp:[0-9]+\n");
 }
 
-// A panic's dump shows the other goroutines' states too.
-TEST_F(Death, PanicDumpShowsParkedGoroutines) {
+// GOTRACEBACK=all: a panic's dump shows the other goroutines too, the
+// panicking one first, then the others by id.
+TEST_F(Death, PanicDumpWithGotracebackAllShowsParkedGoroutines) {
   EXPECT_EXIT(
       {
+        setenv("GOTRACEBACK", "all", 1);
         goro::run(procs(2), [] {
           auto never = goro::make_chan<int>();
           goro::go([never] { never.recv(); });
@@ -265,8 +270,173 @@ TEST_F(Death, PanicDumpShowsParkedGoroutines) {
         std::exit(0);
       },
       ExitedWithCode(2),
-      "panic: boom\n\ngoroutine [0-9]+ \\[running\\]:\ncreated by .*goroutine [0-9]+ "
-      "\\[chan receive\\]:\ncreated by ");
+      "panic: boom\n\ngoroutine [0-9]+ \\[running\\]:\ncreated by .*goroutine 1 "
+      "\\[sync.WaitGroup.Wait\\]:\nmain goroutine.*goroutine 2 \\[chan receive\\]:\ncreated by ");
+}
+
+// GOTRACEBACK unset (single, Go's default): a panic prints only the
+// panicking goroutine. The whole of stderr is matched.
+void panic_with_a_parked_goroutine() {
+  goro::run(procs(2), [] {
+    auto never = goro::make_chan<int>();
+    goro::go([never] { never.recv(); });
+    wait_parked(goro::detail::WaitReason::chan_receive, 1);
+    goro::WaitGroup wg;
+    wg.add(1);
+    goro::go([] { throw std::runtime_error("boom"); });
+    wg.wait();
+  });
+  std::exit(0);
+}
+
+TEST_F(Death, PanicDumpShowsOnlyThePanickingGoroutineByDefault) {
+  EXPECT_EXIT(
+      {
+        unsetenv("GOTRACEBACK");
+        panic_with_a_parked_goroutine();
+      },
+      ExitedWithCode(2),
+      "^panic: boom\n\ngoroutine [0-9]+ \\[running\\]:\ncreated by [^\n]* in goroutine 1\n\t[^\n]*\n\n$");
+  EXPECT_EXIT(
+      {
+        setenv("GOTRACEBACK", "single", 1);
+        panic_with_a_parked_goroutine();
+      },
+      ExitedWithCode(2), "^panic: boom\n\ngoroutine [0-9]+ \\[running\\]:\ncreated by [^\n]*\n\t[^\n]*\n\n$");
+}
+
+// GOTRACEBACK=none: the panic message, no stacks.
+TEST_F(Death, PanicWithGotracebackNonePrintsNoStacks) {
+  EXPECT_EXIT(
+      {
+        setenv("GOTRACEBACK", "none", 1);
+        panic_with_a_parked_goroutine();
+      },
+      ExitedWithCode(2), "^panic: boom\n$");
+}
+
+// Fatal errors print every goroutine whatever GOTRACEBACK says.
+TEST_F(Death, FatalErrorShowsAllGoroutinesEvenWithGotracebackNone) {
+  EXPECT_EXIT(
+      {
+        setenv("GOTRACEBACK", "none", 1);
+        goro::run(procs(1), [] {
+          auto never = goro::make_chan<int>();
+          goro::go([never] { never.recv(); });
+          never.recv();
+        });
+        std::exit(0);
+      },
+      ExitedWithCode(2),
+      std::string(kDeadlock) + "\n\ngoroutine 1 \\[chan receive\\]:.*goroutine 2 \\[chan receive\\]:");
+}
+
+// The dump's order is Go's: the current goroutine first, then the others by
+// id, whatever order the runtime keeps them in (goroutines 2 and 3 exit and
+// their Gs are reused by later ones).
+TEST_F(Death, SigquitDumpIsInIdOrder) {
+  EXPECT_EXIT(
+      {
+        setenv("GOTRACEBACK", "single", 1);  // SIGQUIT shows all regardless
+        goro::run(procs(1), [] {
+          goro::WaitGroup wg;
+          wg.add(2);
+          for (int i = 0; i < 2; i++) goro::go([&wg] { wg.done(); });
+          wg.wait();
+          auto never = goro::make_chan<int>();
+          goro::WaitGroup started;
+          started.add(4);
+          for (int i = 0; i < 4; i++) goro::go([never, &started] {
+              started.done();
+              never.recv();
+            });
+          started.wait();
+          wait_parked(goro::detail::WaitReason::chan_receive, 4);
+          goro::go([] { raise(SIGQUIT); });
+          goro::sleep_for(1h);
+        });
+        std::exit(0);
+      },
+      ExitedWithCode(2),
+      "SIGQUIT: quit\n\ngoroutine 8 \\[running\\]:.*goroutine 1 \\[sleep\\]:.*"
+      "goroutine 4 \\[chan receive\\]:.*goroutine 5 \\[chan receive\\]:.*"
+      "goroutine 6 \\[chan receive\\]:.*goroutine 7 \\[chan receive\\]:");
+}
+
+// What the program printed with printf and std::cout before dying reaches a
+// file (fully buffered, unlike a terminal): the runtime flushes the streams
+// before exit 2, on a panic, a fatal error and SIGQUIT.
+std::string read_file(const std::string& path) {
+  std::string out;
+  if (FILE* f = std::fopen(path.c_str(), "r")) {
+    char buf[4096];
+    std::size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+    std::fclose(f);
+  }
+  return out;
+}
+
+void print_then_die(const std::string& path, int how) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0 || ::dup2(fd, 1) < 0) std::_Exit(5);
+  ::close(fd);
+  goro::run(procs(2), [how] {
+    std::printf("printf line\n");
+    std::cout << "cout line\n";
+    goro::WaitGroup wg;
+    wg.add(1);
+    if (how == 0) goro::go([] { throw std::runtime_error("boom"); });
+    if (how == 2) goro::go([] { raise(SIGQUIT); });
+    wg.wait();  // how == 1: nobody else: deadlock
+  });
+  std::exit(0);
+}
+
+TEST_F(Death, StdoutIsFlushedBeforeDying) {
+  const std::string path = ::testing::TempDir() + "goro_death_flush.txt";
+  const char* regex[] = {"panic: boom", "fatal error: all goroutines are asleep", "SIGQUIT: quit"};
+  for (int how = 0; how < 3; how++) {
+    SCOPED_TRACE(how);
+    std::remove(path.c_str());
+    EXPECT_EXIT(print_then_die(path, how), ExitedWithCode(2), regex[how]);
+    const std::string out = read_file(path);
+    EXPECT_CONTAINS(out, "printf line\n");
+    EXPECT_CONTAINS(out, "cout line\n");
+  }
+  std::remove(path.c_str());
+}
+
+// Flushing never hangs the exit: with stdout's lock held for ever by
+// another thread, a panic still exits 2 (the buffer is given up).
+TEST_F(Death, StdoutLockedElsewhereDoesNotHangTheExit) {
+  const std::string path = ::testing::TempDir() + "goro_death_locked.txt";
+  EXPECT_EXIT(
+      {
+        const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0 || ::dup2(fd, 1) < 0) std::_Exit(5);
+        std::printf("buffered\n");
+        static std::atomic<bool> locked{false};
+        std::thread([] {
+          flockfile(stdout);
+          locked.store(true);
+          for (;;) pause();
+        }).detach();
+        Deadline deadline(10s);
+        while (!locked.load()) {
+          if (deadline.passed()) std::_Exit(3);
+          std::this_thread::yield();
+        }
+        goro::run(procs(2), [] {
+          goro::WaitGroup wg;
+          wg.add(1);
+          goro::go([] { throw std::runtime_error("boom"); });
+          wg.wait();
+        });
+        std::exit(0);
+      },
+      ExitedWithCode(2), "panic: boom");
+  std::remove(path.c_str());
 }
 
 // No false deadlock: main asleep on a timer while every other goroutine is

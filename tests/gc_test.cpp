@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -672,6 +673,239 @@ TEST(Gc, BackgroundSweeperWaitReason) {
       goro::yield();
     }
     EXPECT_TRUE(parked);
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Finalizer order and set_finalizer (Go's runtime.SetFinalizer, mfinal.go).
+
+// Ordered logs its id on a channel when destroyed, negated if the object it
+// points to was already destroyed (Go guarantees it is not).
+struct Ordered {
+  Ordered* next = nullptr;
+  int id = 0;
+  bool alive = true;
+  goro::Chan<int> log;
+  ~Ordered() {
+    const bool ok = next == nullptr || next->alive;
+    alive = false;
+    log.try_send(ok ? id : -id);
+  }
+};
+
+// make_chain makes 1 -> 2 -> ... -> n, all unreachable on return.
+[[gnu::noinline]] void make_chain(goro::Chan<int> log, int n) {
+  Ordered* next = nullptr;
+  for (int id = n; id >= 1; id--) {
+    auto* o = goro::gc::make<Ordered>();
+    o->id = id;
+    o->next = next;
+    o->log = log;
+    next = o;
+  }
+}
+
+// Go's order: when A points to B and both die in one cycle, A is finalized
+// first and B stays whole until then; B goes in a later cycle. So a chain
+// 1 -> 2 -> 3 is destroyed in that order, one object per cycle at most.
+TEST_P(GcProcs, FinalizersRunInPointerOrder) {
+  goro::run(opts(GetParam()), [] {
+    auto log = goro::make_chan<int>(16);
+    make_chain(log, 3);
+    scrub_stack();
+    std::vector<int> order;
+    for (int i = 0; i < 400 && order.size() < 3; i++) {
+      const std::size_t before = order.size();
+      goro::gc::collect();
+      goro::yield();
+      while (auto v = log.try_recv()) order.push_back(*v);
+      // One cycle finalizes at most the head of what is left: the rest is
+      // still reachable from it.
+      EXPECT_LE(order.size(), before + 1) << "two links finalized in one cycle";
+    }
+    ASSERT_EQ(order.size(), 3u);
+    EXPECT_EQ(order, (std::vector<int>{1, 2, 3}));
+  });
+}
+
+// An object pointing into itself (here a std::string's small buffer) is
+// still collected: its own range does not count as a reference to it.
+struct WithString {
+  std::string s = "short";  // SSO: points into the object itself
+  Tracked* t = nullptr;
+};
+
+// A named non-inlined function, not a lambda: GCC may inline a lambda's body
+// into the test's frame whatever its attribute, and a sanitizer build then
+// keeps a spilled copy of the pointer there for the whole test.
+[[gnu::noinline]] void make_with_string() {
+  auto* w = goro::gc::make<WithString>();
+  w->t = goro::gc::make<Tracked>();
+}
+
+TEST(Gc, SelfPointerDoesNotKeepAFinalizableObjectAlive) {
+  destroyed = 0;
+  goro::run(opts(1), [] {
+    make_with_string();
+    scrub_stack();
+    // ~WithString first, then (a cycle later) ~Tracked.
+    EXPECT_TRUE(wait_until([] { return destroyed.load() == 1; })) << destroyed.load();
+  });
+}
+
+std::atomic<int> fin_runs{0};
+
+[[gnu::noinline]] void make_with_finalizer(goro::Chan<std::uint64_t> log, std::uint64_t v) {
+  Node* n = goro::gc::make<Node>();
+  n->value = v;
+  goro::gc::set_finalizer(n, [log](Node* x) mutable {
+    fin_runs.fetch_add(1);
+    log.try_send(x->value);
+  });
+}
+
+// set_finalizer: fn(obj) runs once, on the finalizer goroutine, with the
+// object whole.
+TEST_P(GcProcs, SetFinalizerRunsOnceWithTheObject) {
+  fin_runs = 0;
+  goro::run(opts(GetParam()), [] {
+    auto log = goro::make_chan<std::uint64_t>(8);
+    make_with_finalizer(log, 42);
+    scrub_stack();
+    EXPECT_TRUE(wait_until([&] { return log.len() == 1; }));
+    EXPECT_EQ(log.try_recv(), std::optional<std::uint64_t>(42));
+    for (int i = 0; i < 5; i++) goro::gc::collect();
+    goro::yield();
+    EXPECT_EQ(fin_runs.load(), 1) << "a finalizer runs once";
+  });
+}
+
+// The same order with set_finalizer: A's fn first, B's in a later cycle.
+[[gnu::noinline]] void make_fin_pair(goro::Chan<std::uint64_t> log) {
+  Node* b = goro::gc::make<Node>();
+  b->value = 2;
+  Node* a = goro::gc::make<Node>();
+  a->value = 1;
+  a->next = b;
+  auto fn = [log](Node* x) mutable {
+    // A's finalizer sees B whole (B's fn has not run: it would zero value).
+    const bool ok = x->next == nullptr || x->next->value == 2;
+    log.try_send(ok ? x->value : 100 + x->value);
+    x->value = 0;
+  };
+  goro::gc::set_finalizer(b, fn);
+  goro::gc::set_finalizer(a, fn);
+}
+
+TEST(Gc, SetFinalizerOrderAThenB) {
+  goro::run(opts(2), [] {
+    auto log = goro::make_chan<std::uint64_t>(8);
+    make_fin_pair(log);
+    scrub_stack();
+    EXPECT_TRUE(wait_until([&] { return log.len() == 2; }));
+    EXPECT_EQ(log.try_recv(), std::optional<std::uint64_t>(1));
+    EXPECT_EQ(log.try_recv(), std::optional<std::uint64_t>(2));
+  });
+}
+
+// A T with a destructor: fn runs first, ~T when the memory is reclaimed.
+struct FinAndDtor {
+  goro::Chan<int> log;
+  ~FinAndDtor() { log.try_send(2); }
+};
+
+[[gnu::noinline]] void make_fin_and_dtor(goro::Chan<int> log) {
+  auto* o = goro::gc::make<FinAndDtor>();
+  o->log = log;
+  goro::gc::set_finalizer(o, [log](FinAndDtor*) mutable { log.try_send(1); });
+}
+
+TEST(Gc, SetFinalizerRunsBeforeTheDestructor) {
+  goro::run(opts(1), [] {
+    auto log = goro::make_chan<int>(8);
+    make_fin_and_dtor(log);
+    scrub_stack();
+    EXPECT_TRUE(wait_until([&] { return log.len() == 2; }));
+    EXPECT_EQ(log.try_recv(), std::optional<int>(1));
+    EXPECT_EQ(log.try_recv(), std::optional<int>(2));
+  });
+}
+
+[[gnu::noinline]] void make_cleared(std::atomic<int>* freed_probe) {
+  Node* n = goro::gc::make<Node>();
+  goro::gc::set_finalizer(n, [](Node*) { fin_runs.fetch_add(1); });
+  goro::gc::set_finalizer(n, nullptr);  // cleared: never runs
+  goro::gc::set_finalizer(n, nullptr);  // clearing none is fine
+  (void)freed_probe;
+}
+
+TEST(Gc, SetFinalizerNullptrClears) {
+  fin_runs = 0;
+  goro::run(opts(1), [] {
+    const auto frees0 = goro::gc::stats().frees;
+    make_cleared(nullptr);
+    scrub_stack();
+    // The object (and its discarded closure) are freed like any garbage.
+    EXPECT_TRUE(wait_until([&] { return goro::gc::stats().frees >= frees0 + 2; }));
+    for (int i = 0; i < 3; i++) goro::gc::collect();
+    goro::yield();
+    EXPECT_EQ(fin_runs.load(), 0);
+  });
+}
+
+// Go's panics for a bad first argument and for a second finalizer.
+TEST(Gc, SetFinalizerPanicsAsGo) {
+  goro::run(opts(1), [] {
+    auto expect_panic = [](auto fn, const char* msg) {
+      try {
+        fn();
+        ADD_FAILURE() << "no panic, expected " << msg;
+      } catch (const goro::Panic& p) {
+        EXPECT_EQ(std::string(p.what()), msg);
+      }
+    };
+    auto noop = [](Node*) {};
+    Node* n = goro::gc::make<Node>();
+    expect_panic([&] { goro::gc::set_finalizer(&n->value, [](std::uint64_t*) {}); },
+                 "runtime.SetFinalizer: pointer not at beginning of allocated block");
+    Node local;
+    expect_panic([&] { goro::gc::set_finalizer(&local, noop); },
+                 "runtime.SetFinalizer: pointer not in allocated block");
+    expect_panic([&] { goro::gc::set_finalizer(static_cast<Node*>(nullptr), noop); },
+                 "runtime.SetFinalizer: first argument is nil");
+    goro::gc::set_finalizer(n, noop);
+    expect_panic([&] { goro::gc::set_finalizer(n, noop); },
+                 "runtime.SetFinalizer: finalizer already set");
+    goro::gc::set_finalizer(n, nullptr);
+    goro::gc::set_finalizer(n, noop);  // set again after clearing: fine
+    // With a destructor header in front, the pointer make returned is the start.
+    auto* t = goro::gc::make<Tracked>();
+    goro::gc::set_finalizer(t, [](Tracked*) {});
+    expect_panic([&] { goro::gc::set_finalizer(&t->payload[1], [](std::uint64_t*) {}); },
+                 "runtime.SetFinalizer: pointer not at beginning of allocated block");
+    // Arrays: the first element only.
+    auto* arr = goro::gc::make_array<Node>(4);
+    goro::gc::set_finalizer(arr, noop);
+    expect_panic([&] { goro::gc::set_finalizer(arr + 1, noop); },
+                 "runtime.SetFinalizer: pointer not at beginning of allocated block");
+  });
+  EXPECT_THROW(goro::gc::set_finalizer(reinterpret_cast<Node*>(8), [](Node*) {}), goro::Error);
+}
+
+// fn's captures are roots: capturing obj keeps it alive for ever.
+TEST(Gc, SetFinalizerCapturingTheObjectKeepsIt) {
+  fin_runs = 0;
+  goro::run(opts(1), [] {
+    [&]() __attribute__((noinline)) {
+      Node* n = goro::gc::make<Node>();
+      goro::gc::set_finalizer(n, [n](Node*) { fin_runs.fetch_add(1 + static_cast<int>(n->value)); });
+    }();
+    scrub_stack();
+    for (int i = 0; i < 6; i++) {
+      goro::gc::collect();
+      goro::yield();
+    }
+    EXPECT_EQ(fin_runs.load(), 0);
   });
 }
 

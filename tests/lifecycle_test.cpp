@@ -272,6 +272,46 @@ TEST_F(RuntimeTest, MalformedGogcThrows) {
   }
 }
 
+// API.md: GOMAXPROCS and GOGC numbers are plain decimal digits: no sign, no
+// spaces, no prefix (Go's atoi would take some of these), and the error
+// names the variable.
+TEST_F(RuntimeTest, GomaxprocsAndGogcArePlainDigitsOnly) {
+  for (const char* v : {" 2", "2 ", "+2", "0x2", "2.0", "\t2", "２"}) {
+    SCOPED_TRACE(v);
+    {
+      ScopedEnv env("GOMAXPROCS", v);
+      expect_run_error("GOMAXPROCS");
+    }
+    ScopedEnv env("GOGC", v);
+    expect_run_error("GOGC");
+  }
+  {
+    ScopedEnv env("GOGC", "99999999999");  // above INT_MAX
+    expect_run_error("GOGC");
+  }
+  // Digits alone are accepted, including a leading zero.
+  ScopedEnv maxprocs("GOMAXPROCS", "02");
+  ScopedEnv gogc("GOGC", "0150");
+  int n = 0;
+  goro::run([&] { n = goro::gomaxprocs(); });
+  EXPECT_EQ(n, 2);
+}
+
+TEST_F(RuntimeTest, MalformedGotracebackThrows) {
+  for (const char* v : {"bogus", "All", "2", "single "}) {
+    SCOPED_TRACE(v);
+    ScopedEnv env("GOTRACEBACK", v);
+    expect_run_error("GOTRACEBACK");
+  }
+  for (const char* v : {"single", "all", "none"}) {
+    SCOPED_TRACE(v);
+    ScopedEnv env("GOTRACEBACK", v);
+    bool ran = false;
+    goro::run(procs(1), [&] { ran = true; });
+    EXPECT_TRUE(ran);
+  }
+}
+
 TEST_F(RuntimeTest, EmptyGoroDebugIsAccepted) {
   ScopedEnv env("GORO_DEBUG", "");
   bool ran = false;

@@ -60,16 +60,18 @@ TEST(PoolChain, GrowsByDoublingAndStealersDropDrainedRings) {
   poolChain c;
   EXPECT_EQ(c.popTail(), nullptr);
   EXPECT_EQ(c.popHead(), nullptr);
-  // 8 + 16 + 32 = 56 values need three rings.
-  for (std::uintptr_t i = 0; i < 56; i++) c.pushHead(val(i));
+  // first + 2*first + 4*first values fill three rings (8 + 16 + 32 = 56,
+  // or 2 + 4 + 8 = 14 in the small_queues build).
+  constexpr std::uintptr_t f = goro::detail::poolChainFirstSize, three = f + 2 * f + 4 * f;
+  for (std::uintptr_t i = 0; i < three; i++) c.pushHead(val(i));
   EXPECT_EQ(c.nrings(), 3u);
-  c.pushHead(val(56));
+  c.pushHead(val(three));
   EXPECT_EQ(c.nrings(), 4u);
   // Stealing drains the oldest ring first, in push order, and drops it.
-  for (std::uintptr_t i = 0; i < 9; i++) EXPECT_EQ(c.popTail(), val(i));
+  for (std::uintptr_t i = 0; i < f + 1; i++) EXPECT_EQ(c.popTail(), val(i));
   EXPECT_EQ(c.nrings(), 3u);
   // The owner pops newest first, walking back over rings.
-  for (std::uintptr_t i = 56; i >= 9; i--) EXPECT_EQ(c.popHead(), val(i));
+  for (std::uintptr_t i = three; i >= f + 1; i--) EXPECT_EQ(c.popHead(), val(i));
   EXPECT_EQ(c.popHead(), nullptr);
   EXPECT_EQ(c.popTail(), nullptr);
   // Stealers on an empty chain drop every ring but the head.

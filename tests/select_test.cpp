@@ -5,6 +5,8 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -397,6 +399,168 @@ TEST_P(SelectTest, EmptySelectBlocks) {
     started.recv();
     started.recv();
     for (int i = 0; i < 10; i++) yield();
+  });
+}
+
+// ---------------------------------------------------------------------------
+// select(std::span<AnyCase>): a run-time number of cases (reflect.Select).
+
+// Fan-in over N channels: each producer sends its values and closes; one
+// select over N receive cases, reused round after round, takes them all. A
+// closed channel's case is replaced by one on a nil channel (never chosen).
+TEST_P(SelectTest, SpanSelectFansInOverNChannels) {
+  run(opts(), [] {
+    constexpr int kChans = 12, kEach = 200;
+    std::vector<Chan<int>> in;
+    for (int c = 0; c < kChans; c++) in.push_back(make_chan<int>(c % 3));
+    for (int c = 0; c < kChans; c++)
+      go([ch = in[c], c] {
+        for (int k = 0; k < kEach; k++) ch.send(c * kEach + k);
+        ch.close();
+      });
+    std::vector<int> seen(kChans * kEach, 0);
+    int open = kChans;
+    int closed_at = -1;
+    std::vector<AnyCase> cases;
+    for (int c = 0; c < kChans; c++)
+      cases.push_back(case_recv(in[c], [&seen, &closed_at, c](std::optional<int> v) {
+        if (v) seen[*v]++;
+        else closed_at = c;
+      }));
+    Deadline deadline(std::chrono::seconds(60));
+    while (open > 0 && !deadline.passed()) {
+      closed_at = -1;
+      const std::size_t i = select(cases);
+      ASSERT_LT(i, cases.size());
+      if (closed_at >= 0) {
+        ASSERT_EQ(static_cast<std::size_t>(closed_at), i);
+        cases[i] = case_recv(Chan<int>{});  // nil: never again
+        open--;
+      }
+    }
+    EXPECT_EQ(open, 0);
+    for (int v = 0; v < kChans * kEach; v++) ASSERT_EQ(seen[v], 1) << v;
+  });
+}
+
+// A receive case starts every select with an empty value: a case that got a
+// value, reused on the now closed channel, hands its function nullopt.
+TEST_P(SelectTest, SpanSelectReceiveCaseIsReusable) {
+  run(opts(), [] {
+    auto ch = make_chan<std::string>(1);
+    ch.send("v");
+    std::vector<std::optional<std::string>> got;
+    std::vector<AnyCase> cases;
+    cases.push_back(case_recv(ch, [&](std::optional<std::string> v) { got.push_back(v); }));
+    EXPECT_EQ(select(cases), 0u);
+    ch.close();
+    EXPECT_EQ(select(cases), 0u);
+    ASSERT_EQ(got.size(), 2u);
+    EXPECT_EQ(got[0], std::optional<std::string>("v"));
+    EXPECT_EQ(got[1], std::nullopt);
+  });
+}
+
+// A send case that ran is spent; one not chosen keeps its value.
+TEST_P(SelectTest, SpanSelectSendCaseIsSpent) {
+  run(opts(), [] {
+    auto a = make_chan<int>(1);
+    Chan<int> nil;
+    bool ran = false;
+    std::vector<AnyCase> cases;
+    cases.push_back(case_send(nil, 1));
+    cases.push_back(case_send(a, 2, [&] { ran = true; }));
+    EXPECT_EQ(select(cases), 1u);
+    EXPECT_TRUE(ran);
+    EXPECT_EQ(a.recv(), 2);
+    EXPECT_THROW(select(cases), Error) << "the send case that ran is spent";
+    // Replaced, the same slot works again; the unchosen case still holds 1.
+    auto b = make_chan<int>(1);
+    cases[0] = case_send(b, 3);
+    cases[1] = case_default();
+    EXPECT_EQ(select(cases), 0u);
+    EXPECT_EQ(b.recv(), 3);
+  });
+}
+
+// Default: taken when nothing is ready; at most one.
+TEST_P(SelectTest, SpanSelectDefault) {
+  run(opts(), [] {
+    auto a = make_chan<int>();
+    bool dflt = false;
+    std::vector<AnyCase> cases;
+    cases.push_back(case_recv(a));
+    cases.push_back(case_default([&] { dflt = true; }));
+    EXPECT_EQ(select(cases), 1u);
+    EXPECT_TRUE(dflt);
+    cases.push_back(case_default());
+    try {
+      select(cases);
+      ADD_FAILURE() << "two default cases accepted";
+    } catch (const Panic& p) {
+      EXPECT_EQ(std::string(p.what()), "goro::select: multiple default cases");
+    }
+    std::vector<AnyCase> moved;
+    moved.push_back(case_default());
+    AnyCase taken = std::move(moved[0]);
+    EXPECT_THROW(select(moved), Error);
+    // An empty span with a default-free select would block for ever (select
+    // {}); a span of just a default returns at once.
+    std::vector<AnyCase> only;
+    only.push_back(std::move(taken));
+    EXPECT_EQ(select(std::span<AnyCase>(only)), 0u);
+  });
+}
+
+// A parked span select wakes on whichever channel becomes ready.
+TEST_P(SelectTest, SpanSelectParksOnAllCases) {
+  run(opts(), [] {
+    std::vector<Chan<int>> chans;
+    for (int i = 0; i < 20; i++) chans.push_back(make_chan<int>());
+    std::vector<AnyCase> cases;
+    int got = -1;
+    for (auto& ch : chans) cases.push_back(case_recv(ch, [&](std::optional<int> v) { got = *v; }));
+    go([ch = chans[13]] { ch.send(13); });
+    EXPECT_EQ(select(cases), 13u);
+    EXPECT_EQ(got, 13);
+    // And a send case parked until a receiver comes.
+    auto out = make_chan<int>();
+    std::vector<AnyCase> sends;
+    sends.push_back(case_send(chans[0], 0));
+    sends.push_back(case_send(out, 99));
+    auto res = make_chan<int>(1);
+    go([out, res] { res.send(*out.recv()); });
+    EXPECT_EQ(select(sends), 1u);
+    EXPECT_EQ(res.recv(), 99);
+  });
+}
+
+// The value a parked send case holds is a GC root: an object reachable only
+// from the case survives collections until it is received.
+struct Payload {
+  std::uint64_t magic = 0x5e1ec7;
+};
+
+[[gnu::noinline]] void push_send_case(std::vector<AnyCase>& cases, Chan<Payload*> ch) {
+  cases.push_back(case_send(ch, gc::make<Payload>()));
+}
+
+TEST(SelectGc, SpanSelectSendValueIsARoot) {
+  run(procs(2), [] {
+    auto ch = make_chan<Payload*>();
+    std::vector<AnyCase> cases;
+    push_send_case(cases, ch);
+    auto done = make_chan<int>(1);
+    go([ch, done] {
+      for (int i = 0; i < 5; i++) {
+        for (int k = 0; k < 2000; k++) gc::make<Payload>()->magic = 0;  // reuse freed slots
+        gc::collect();
+      }
+      Payload* p = *ch.recv();
+      done.send(p->magic == 0x5e1ec7 ? 1 : 0);
+    });
+    EXPECT_EQ(select(cases), 0u);
+    EXPECT_EQ(done.recv(), 1);
   });
 }
 

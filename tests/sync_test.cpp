@@ -92,47 +92,70 @@ TEST_P(Sync, MutexContentionWithYield) {
   EXPECT_EQ(counter, kG * kN);
 }
 
-// Starvation mode: one goroutine takes the mutex again right after each
-// release and holds it > 1 ms each time; without starvation mode the parked
-// waiter would lose every race. It must get the mutex within a bounded
-// number of rounds, after the state word showed mutexStarving. (At
+// Starvation mode (Go's sync.Mutex): a waiter that has waited > 1 ms
+// switches the mutex to starvation mode, and from then on unlock hands the
+// mutex straight to the first waiter. Main re-locks immediately after every
+// release and holds it > 1 ms each time, so in normal mode the woken waiter
+// nearly always loses the race. What the runtime guarantees, and so what is
+// asserted:
+//   - once the state word shows mutexStarving, the next unlock gives the
+//     mutex to the waiter: main's following lock() returns only after the
+//     waiter's critical section ran (got is true);
+//   - the waiter gets the mutex within a bounded number of rounds;
+//   - starvation mode ends with the last waiter.
+// A waiter may also win a release in normal mode (spinning on another P, or
+// when main's thread is descheduled between unlock and lock on a loaded
+// machine), as in Go; such an attempt shows no starvation and is repeated,
+// and starvation must be seen in at least one of several attempts. (At
 // GOMAXPROCS=1 the waiter runs only when sysmon preempts the holder, at
 // preempt_point, as Go's async preemption would.)
 TEST_P(Sync, MutexStarvationMode) {
-  int rounds = 0;
-  bool saw_starving = false;
-  goro::run(opts(), [&] {
-    goro::Mutex mu;
-    std::atomic<bool> got{false};
-    goro::WaitGroup wg;
-    wg.add(1);
-    mu.lock();
-    goro::go([&] {
+  constexpr int kAttempts = 8, kMaxRounds = 2000;
+  int starved_attempts = 0;
+  for (int attempt = 0; attempt < kAttempts && starved_attempts == 0; attempt++) {
+    int rounds = 0;
+    bool handed_off = false;  // an unlock in starvation mode happened
+    bool handoff_ok = true;
+    goro::run(opts(), [&] {
+      goro::Mutex mu;
+      std::atomic<bool> got{false};
+      goro::WaitGroup wg;
+      wg.add(1);
       mu.lock();
-      got.store(true);
+      goro::go([&] {
+        mu.lock();
+        got.store(true);
+        mu.unlock();
+        wg.done();
+      });
+      while (!got.load() && rounds < kMaxRounds) {
+        const std::int64_t until = detail::nanotime() + 1200 * 1000;
+        while (detail::nanotime() < until) goro::preempt_point();
+        const bool starving = SyncTestAccess::state(mu) & goro::Mutex::mutexStarving;
+        mu.unlock();
+        rounds++;
+        mu.lock();
+        if (starving) {
+          // Handed off: the waiter ran its critical section before we got
+          // the mutex back.
+          handed_off = true;
+          if (!got.load()) handoff_ok = false;
+          break;
+        }
+      }
       mu.unlock();
-      wg.done();
+      wg.wait();
+      EXPECT_EQ(SyncTestAccess::state(mu) & goro::Mutex::mutexStarving, 0)
+          << "starvation mode must end with the last waiter";
     });
-    while (!got.load()) {
-      const std::int64_t until = detail::nanotime() + 1200 * 1000;
-      while (detail::nanotime() < until) goro::preempt_point();
-      if (SyncTestAccess::state(mu) & goro::Mutex::mutexStarving) saw_starving = true;
-      mu.unlock();
-      if (++rounds >= 2000) break;
-      mu.lock();
-    }
-    if (!got.load()) mu.lock();  // (only after a failure) let the waiter finish
-    if (rounds >= 2000) mu.unlock();
-    wg.wait();
-    EXPECT_EQ(SyncTestAccess::state(mu) & goro::Mutex::mutexStarving, 0)
-        << "starvation mode must end with the last waiter";
-  });
-  EXPECT_LT(rounds, 2000) << "the waiter never got the mutex";
-  // A waiter spinning on another P may win the very first release in normal
-  // mode, as in Go; past that it can only get in through starvation mode.
-  if (rounds > 1) {
-    EXPECT_TRUE(saw_starving) << rounds << " rounds";
+    EXPECT_LT(rounds, kMaxRounds) << "the waiter never got the mutex";
+    EXPECT_TRUE(handoff_ok) << "an unlock in starvation mode did not hand the mutex to the waiter";
+    if (handed_off) starved_attempts++;
+    if (::testing::Test::HasFailure()) return;
   }
+  EXPECT_GT(starved_attempts, 0) << "the waiter won every attempt in normal mode: starvation "
+                                    "mode was never seen in "
+                                 << kAttempts << " attempts";
 }
 
 TEST_P(Sync, MutexTryLock) {

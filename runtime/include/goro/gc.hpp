@@ -2,6 +2,7 @@
 //
 //   T* p = goro::gc::make<T>(args...);     // never freed by hand
 //   T* a = goro::gc::make_array<T>(n);     // n value-initialised T
+//   goro::gc::set_finalizer(p, fn);        // runtime.SetFinalizer
 //   goro::gc::collect();                   // runtime.GC()
 //
 // The collector is conservative: any word in a goroutine's stack, a Root, a
@@ -97,6 +98,21 @@ inline constexpr bool pointer_free_v = pointer_free<std::remove_cv_t<T>>::value;
 
 namespace goro::detail {
 
+// FinCallFn runs a set_finalizer finalizer: call(closure, obj).
+using FinCallFn = void (*)(void* closure, void* obj);
+
+// gc_set_finalizer records (closure != nullptr) or clears the finalizer of
+// the object obj starts (gc/mfinal.cpp); panics as Go's SetFinalizer.
+void gc_set_finalizer(const void* obj, void* closure, FinCallFn call);
+
+// FinClosure holds a finalizer and its captures on the GC heap (so the
+// captures are scanned, and are roots while the finalizer is pending).
+template <class T, class F>
+struct FinClosure {
+  F fn;
+  static void call(void* self, void* obj) { static_cast<FinClosure*>(self)->fn(static_cast<T*>(obj)); }
+};
+
 template <class T>
 void gc_destroy_n(void* p, std::size_t n) {
   T* t = static_cast<T*>(p);
@@ -147,6 +163,28 @@ T* make_array(std::size_t n) {
     }
     return t;
   }
+}
+
+// set_finalizer is runtime.SetFinalizer: fn(obj) runs on the finalizer
+// goroutine once obj is unreachable (obj: a pointer returned by make or
+// make_array). If A points to B and both die, A's finalizer runs first and B
+// lives until it has: B is finalized (and freed) in a later cycle. fn's
+// captures are roots while the finalizer is pending (capturing obj keeps it
+// alive for ever). If T has a destructor, fn runs first and ~T() when the
+// memory is finally reclaimed. As Go, a pointer not at the start of a make'd
+// object, or a second finalizer while one is set, panics (goro::Panic).
+template <class T, class F>
+void set_finalizer(T* obj, F fn) {
+  static_assert(std::is_invocable_v<F&, T*>, "goro::gc::set_finalizer: fn must take T*");
+  using C = detail::FinClosure<T, F>;
+  C* c = make<C>(C{std::move(fn)});
+  detail::gc_set_finalizer(obj, c, &C::call);
+}
+
+// set_finalizer(obj, nullptr) clears obj's finalizer (none set: nothing).
+template <class T>
+void set_finalizer(T* obj, std::nullptr_t) {
+  detail::gc_set_finalizer(obj, nullptr, nullptr);
 }
 
 void collect();            // runtime.GC(): a full cycle, returns when it is done

@@ -11,6 +11,9 @@
 // Cases on a nil channel are never picked; select() with no cases at all
 // blocks forever, as `select {}` does.
 //
+// goro::select(std::span<AnyCase>) is the same select over a number of cases
+// known only at run time (Go's reflect.Select), with type-erased cases.
+//
 // The cases are small structs; select gives the channel core one
 // detail::Scase per case (channel, element address, direction) and
 // detail::selectgo (runtime/select.cpp) does the rest: the same algorithm
@@ -18,12 +21,15 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
 #include <optional>
+#include <span>
 #include <tuple>
 #include <type_traits>
 #include <utility>
 
 #include "goro/chan.hpp"
+#include "goro/gc.hpp"
 
 namespace goro {
 
@@ -111,7 +117,91 @@ inline constexpr bool is_select_case<SendCase<T, F>> = true;
 template <class F>
 inline constexpr bool is_select_case<DefaultCase<F>> = true;
 
+template <class C>
+inline constexpr bool is_send_case = false;
+template <class T, class F>
+inline constexpr bool is_send_case<SendCase<T, F>> = true;
+
+template <class C>
+inline constexpr bool is_recv_case = false;
+template <class T, class F>
+inline constexpr bool is_recv_case<RecvCase<T, F>> = true;
+
+// case_value_t is the element type of a channel case (void for default).
+template <class C>
+struct case_value {
+  using type = void;
+};
+template <class T, class F>
+struct case_value<RecvCase<T, F>> {
+  using type = T;
+};
+template <class T, class F>
+struct case_value<SendCase<T, F>> {
+  using type = T;
+};
+
+// AnyCaseBase is AnyCase's type-erased case (the variadic select's cases
+// behind one interface, as reflect.SelectCase is for Go's reflect.Select).
+struct AnyCaseBase {
+  virtual ~AnyCaseBase() = default;
+  virtual void prepare(Scase& s) = 0;  // a receive starts with an empty value
+  virtual void run() = 0;
+  bool is_default = false;
+  bool spent = false;  // a send case that ran: its value is gone
+};
+
+template <class C>
+struct AnyCaseImpl final : AnyCaseBase {
+  C c;
+  // The case lives in malloc'd memory, which the GC does not scan: a value
+  // that may hold GC pointers (the one to send, or the one received while
+  // the select is parked) is a root while the case exists, unless its type
+  // holds no GC pointers (gc::pointer_free, as for channel buffers).
+  static constexpr bool scan = !std::is_void_v<typename case_value<C>::type> &&
+                               !gc::pointer_free_v<typename case_value<C>::type>;
+  explicit AnyCaseImpl(C&& x) : c(std::move(x)) {
+    is_default = is_default_case<C>;
+    if constexpr (scan) gc_add_root(this, sizeof *this);
+  }
+  ~AnyCaseImpl() override {
+    if constexpr (scan) gc_remove_root(this);
+  }
+  void prepare(Scase& s) override {
+    if constexpr (is_recv_case<C>) c.val.reset();
+    c.prepare(s);
+  }
+  void run() override {
+    if constexpr (is_send_case<C>) spent = true;
+    c.run();
+  }
+};
+
 }  // namespace detail
+
+class AnyCase;
+std::size_t select(std::span<AnyCase> cases);
+
+// AnyCase is one case of a select whose cases are known only at run time
+// (Go's reflect.SelectCase): implicitly constructible from what case_recv,
+// case_send and case_default return; movable, not copyable. A receive case
+// may be reused by later selects (each starts with an empty value); a send
+// case that ran is spent (its value was sent), and a select given it again
+// throws goro::Error.
+class AnyCase {
+ public:
+  template <class C>
+    requires detail::is_select_case<std::remove_cvref_t<C>>
+  AnyCase(C&& c)  // NOLINT(google-explicit-constructor): implicit on purpose
+      : p_(std::make_unique<detail::AnyCaseImpl<std::remove_cvref_t<C>>>(
+            std::remove_cvref_t<C>(std::forward<C>(c)))) {}
+  AnyCase(AnyCase&&) noexcept = default;
+  AnyCase& operator=(AnyCase&&) noexcept = default;
+
+ private:
+  std::unique_ptr<detail::AnyCaseBase> p_;
+  friend std::size_t select(std::span<AnyCase> cases);
+};
 
 // case_recv is `case v, ok := <-ch:`; fn receives std::optional<T> (nullopt:
 // closed and drained) or takes no argument; it may be omitted.
@@ -139,7 +229,9 @@ detail::DefaultCase<std::decay_t<F>> case_default(F&& fn = {}) {
 }
 
 // select: see the file comment. Returns the index of the case that ran.
+// (Not for a single range of AnyCase: that is the overload below.)
 template <class... Cases>
+  requires(!(sizeof...(Cases) == 1 && (std::is_convertible_v<Cases&&, std::span<AnyCase>> && ...)))
 std::size_t select(Cases&&... cases) {
   static_assert((detail::is_select_case<std::remove_cvref_t<Cases>> && ...),
                 "goro::select takes case_recv, case_send and case_default");
@@ -168,5 +260,18 @@ std::size_t select(Cases&&... cases) {
   }
   return static_cast<std::size_t>(chosen);
 }
+
+// select over a run-time number of cases (Go's reflect.Select), e.g. fan-in
+// over N channels:
+//
+//   std::vector<goro::AnyCase> cases;
+//   for (auto& ch : inputs) cases.push_back(goro::case_recv(ch, on_value));
+//   std::size_t i = goro::select(cases);
+//
+// The same rules as the variadic select: a uniform choice among ready cases,
+// at most one default (a second is goro::Panic), cases on nil channels never
+// chosen, no cases at all blocks forever. Returns the index in cases.
+// (runtime/select.cpp)
+std::size_t select(std::span<AnyCase> cases);
 
 }  // namespace goro

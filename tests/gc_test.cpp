@@ -663,7 +663,10 @@ TEST(Gc, BackgroundSweeperWaitReason) {
     goro::gc::collect();
     goro::detail::Runtime* r = goro::detail::rt();
     bool parked = false;
-    for (int i = 0; i < 2000 && !parked; i++) {
+    // The sweeper parks once it has swept everything: give it up to 20 s of
+    // a loaded machine, yielding.
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (!parked && std::chrono::steady_clock::now() < until) {
       {
         std::lock_guard<goro::detail::Lock> lk(r->allglock);
         for (goro::detail::G* g = r->allgs; g != nullptr; g = g->alllink)

@@ -50,14 +50,6 @@ namespace goro::detail {
 
 namespace {
 
-// unlock_mutex is gopark's unlockf: the lock is released on g0, after the
-// goroutine is switched out (a goroutine-aware Lock, not a std::mutex, since
-// ThreadSanitizer sees g0 and the goroutine as different threads).
-bool unlock_mutex(G*, void* l) {
-  static_cast<Lock*>(l)->unlock();
-  return true;
-}
-
 // wake_fing_locked returns fing if it waits for work (finlock held); the
 // caller readies it after unlocking.
 G* wake_fing_locked(finState& f) {
@@ -241,7 +233,7 @@ void runfinq() {
       f.lock.lock();
       if (f.q.empty()) {
         f.gwait = true;
-        gopark(unlock_mutex, &f.lock, WaitReason::gc_finalizer_wait);
+        goparkunlock(&f.lock, WaitReason::gc_finalizer_wait);
         continue;
       }
       take_one(f);

@@ -61,14 +61,6 @@ struct cleanupHooks {
 };
 constinit cleanupHooks hooks;
 
-// unlock_mutex is gopark's unlockf: the lock is released on g0, after the
-// goroutine is switched out (a goroutine-aware Lock, not a std::mutex, since
-// ThreadSanitizer sees g0 and the goroutine as different threads).
-bool unlock_mutex(G*, void* l) {
-  static_cast<Lock*>(l)->unlock();
-  return true;
-}
-
 // set_goal sets the next cycle's heap goal from the live bytes of the last
 // mark (gcController's heapGoal).
 void set_goal(gcControllerState& c, std::uint64_t live) {
@@ -180,7 +172,7 @@ void forcegchelper() {
   for (;;) {
     fg.lock.lock();
     fg.idle = true;
-    gopark(unlock_mutex, &fg.lock, WaitReason::force_gc_idle);
+    goparkunlock(&fg.lock, WaitReason::force_gc_idle);
     if (gcs().controller.percent.load(std::memory_order_relaxed) < 0) continue;
     gc_run_cycle(true);
   }

@@ -40,14 +40,6 @@ namespace goro::detail {
 
 namespace {
 
-// unlock_mutex is gopark's unlockf: the lock is released on g0, after the
-// goroutine is switched out (a goroutine-aware Lock, not a std::mutex, since
-// ThreadSanitizer sees g0 and the goroutine as different threads).
-bool unlock_mutex(G*, void* l) {
-  static_cast<Lock*>(l)->unlock();
-  return true;
-}
-
 void place(mheap& h, mspan* s) {
   mcentral& c = h.central[s->spanclass];
   std::lock_guard<Lock> lk(c.lock);
@@ -192,7 +184,7 @@ void bgsweep() {
       continue;
     }
     sw.parked = true;
-    gopark(unlock_mutex, &sw.lock, WaitReason::gc_sweep_wait);
+    goparkunlock(&sw.lock, WaitReason::gc_sweep_wait);
   }
 }
 

@@ -72,11 +72,6 @@ Sudog* dequeue(SemaRoot& root, void* addr) {
   return nullptr;
 }
 
-bool unlock_root(G*, void* root) {
-  static_cast<SemaRoot*>(root)->lock.unlock();
-  return true;
-}
-
 }  // namespace
 
 // semtable_reset forgets every waiter: run() calls it when the runtime ends.
@@ -110,7 +105,7 @@ void semacquire(std::atomic<std::uint32_t>* addr, bool lifo, WaitReason reason) 
     }
     s.ticket = 0;
     queue(root, &s, lifo);
-    gopark(unlock_root, &root, reason);
+    goparkunlock(&root.lock, reason);
     if (s.ticket != 0 || cansemacquire(addr)) return;
   }
 }

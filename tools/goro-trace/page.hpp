@@ -288,15 +288,22 @@ if (location.hash.indexOf("pantest") >= 0) {
   res.dataset.panms = Math.round(performance.now() - t0);
 }
 if (location.hash.indexOf("clicktest") >= 0) {
-  // Click the middle of the first goroutine slice on a P lane (not a syscall).
+  // Click the middle of the longest goroutine slice on a P lane (not a
+  // syscall), zoomed to it first: on a long trace every slice may be
+  // narrower than a pixel at the full view.
+  let best = -1;
   for (let k = 0; k < D.sl_ts.length; k++) {
     const l = lanes[D.sl_lane[k]];
-    if (l.kind !== "P" || !D.sl_g[k] || D.sl_ts[k] < v0 || D.sl_ts[k] + D.sl_dur[k] > v1) continue;
-    const x = ((D.sl_ts[k] + D.sl_dur[k] / 2) - v0) * W / (v1 - v0);
-    if (x < 1) continue;
+    if (l.kind !== "P" || !D.sl_g[k]) continue;
+    if (best < 0 || D.sl_dur[k] > D.sl_dur[best]) best = k;
+  }
+  if (best >= 0) {
+    const l = lanes[D.sl_lane[best]];
+    const pad = Math.max(1, D.sl_dur[best]) * 0.25;
+    v0 = D.sl_ts[best] - pad; v1 = D.sl_ts[best] + D.sl_dur[best] + pad; draw();
+    const x = ((D.sl_ts[best] + D.sl_dur[best] / 2) - v0) * W / (v1 - v0);
     showAt(x, l.y + l.h - 3);
     res.dataset.click = document.getElementById("detail").textContent;
-    break;
   }
 }
 res.dataset.errors = errs.length;

@@ -55,6 +55,8 @@
 //     90  gcwork      work.full's lock         gc/mgc.hpp           leaf; mark helper
 //                                                                   threads (no M) too
 //     95  stackalloc  StackAllocator::mu_      sched/stack.hpp      leaf
+//     99  tracewriter the GORO_TRACE writer    sched/trace.cpp      leaf: events are
+//                                                                   emitted under any lock
 //
 // Never held across a park: a goroutine that parks holds at most the one
 // lock its unlock function releases (on g0, after the switch). Semaphores
@@ -89,6 +91,7 @@ enum class LockRank : std::uint8_t {
   forcegc = 82,
   gcwork = 90,
   stackalloc = 95,
+  tracewriter = 99,
 };
 
 class Lock {

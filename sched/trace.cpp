@@ -33,9 +33,10 @@ constexpr int tidGC = 1, tidSTW = 2;
 constexpr std::int64_t tidSysmon = 99999, tidOther = 99998;
 
 // The writer: the file, the text being assembled, the list of buffers. All
-// under mu. mu is a leaf: nothing else is locked while it is held.
+// under mu (rank tracewriter, sched/lockrank.hpp: a leaf, since events are
+// emitted with any other runtime lock held).
 struct Writer {
-  std::mutex mu;
+  Lock mu{LockRank::tracewriter};
   int fd = -1;
   bool closed = true;
   std::int64_t t0 = 0;
@@ -354,7 +355,7 @@ void flush_own(TraceBuf* b) {
     if (r.slen > 0) i += (r.slen + sizeof(TraceRec) - 1) / sizeof(TraceRec);
   }
   tls_out = nullptr;
-  std::lock_guard<std::mutex> lk(w.mu);
+  std::lock_guard<Lock> lk(w.mu);
   if (!w.closed) {
     drain();  // keep the writer's own text ahead
     w.out.swap(text);
@@ -404,7 +405,7 @@ void footer(const char* why) {
 }  // namespace
 
 bool trace_start(const char* path, std::int64_t t0) {
-  std::lock_guard<std::mutex> lk(w.mu);
+  std::lock_guard<Lock> lk(w.mu);
   const int fd = ::open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) {
     std::fprintf(stderr, "goro: GORO_TRACE=%s: cannot write the trace: %s\n", path, std::strerror(errno));
@@ -424,7 +425,7 @@ bool trace_start(const char* path, std::int64_t t0) {
 TraceBuf* trace_newbuf(std::int64_t mid) {
   auto* b = new TraceBuf();
   b->mid = mid;
-  std::lock_guard<std::mutex> lk(w.mu);
+  std::lock_guard<Lock> lk(w.mu);
   b->next = w.bufs;
   w.bufs = b;
   if (!w.closed && mid >= 0)
@@ -437,7 +438,7 @@ TraceBuf* trace_newbuf(std::int64_t mid) {
 void trace_bind(TraceBuf* b) { tls_buf = b; }
 
 void trace_stop() {
-  std::lock_guard<std::mutex> lk(w.mu);
+  std::lock_guard<Lock> lk(w.mu);
   for (TraceBuf* b = w.bufs; b != nullptr; b = b->next) flush_locked(b);
   if (!w.closed) footer(nullptr);
   while (TraceBuf* b = w.bufs) {
@@ -474,7 +475,7 @@ void trace_emit(TraceKind k, std::uint64_t g, std::int32_t p, std::int64_t a, st
   if (buf == nullptr) {
     // A thread without a buffer (a GC helper, a foreign thread): straight
     // to the file.
-    std::lock_guard<std::mutex> lk(w.mu);
+    std::lock_guard<Lock> lk(w.mu);
     if (!w.closed) format(r, inline_str.data(), tidOther);
     return;
   }

@@ -69,7 +69,9 @@ void schedinit(Runtime* r);
 void mstart(M* m);         // run the scheduler loop on the calling thread
 void schedteardown(Runtime* r);
 
-// Goroutine creation and exit.
+// Goroutine creation and exit (newproc.cpp). gfput puts a dead G on p's
+// free list (goexit0 in proc.cpp calls it).
+void gfput(Runtime* r, P* p, G* g);
 G* newproc_alloc(std::size_t size, std::size_t align, void** mem);
 void newproc_start(G* g, const Closure* fn, const std::source_location& where);
 

@@ -202,6 +202,7 @@ void bgsweep();  // the background sweeper goroutine
 std::uint64_t gc_mark_roots_and_heap(G* self);  // returns the marked bytes
 struct workType;
 void gc_mark_stop_helpers(workType& work);      // teardown: join the mark threads
+void scrub_stack_below();  // zero the stack under the caller's frame (stale pointers)
 
 // roots.cpp: the registry of extra roots (goro/gc.hpp RootNode).
 void roots_lock_all();  // every shard, in index order (the collector)

@@ -206,14 +206,6 @@ namespace {
   f.cur.obj = nullptr;
 }
 
-// scrub clears the stack just below the caller's frame, where run_cur's
-// frame and the finalizer's own frames were, before the goroutine may park:
-// a parked goroutine is scanned from its saved context, which lies in that
-// region, and gopark's frames do not overwrite every stale word.
-[[gnu::noinline]] void scrub() {
-  volatile char buf[2048];
-  for (std::size_t i = 0; i < sizeof buf; i++) buf[i] = 0;
-}
 
 }  // namespace
 
@@ -229,7 +221,9 @@ void runfinq() {
       // Runtime code between finalizers (which are user code and run
       // outside): opening the Entry takes back a P a long finalizer lost.
       Entry e("goro finalizer goroutine");
-      scrub();
+      // run_cur's and the finalizer's frames were here: a parked goroutine
+      // is scanned from its saved context, which lies in that region.
+      scrub_stack_below();
       f.lock.lock();
       if (f.q.empty()) {
         f.gwait = true;

@@ -57,6 +57,7 @@
 #include "gc/mgc.hpp"
 #include "sched/config.hpp"
 #include "sched/proc.hpp"
+#include "sched/sanitizers.hpp"
 
 namespace goro::detail {
 
@@ -277,28 +278,16 @@ std::uint64_t mark_drain(GcState& gc, gcWork& w);
 
 namespace {
 
-// scrub_below zeroes the stack just below the caller's frame. The
-// collecting goroutine has just swept (finish_sweep) on this same stack,
-// and sweep's frames hold the addresses of the objects it queued for
-// finalization; scan_self scans the frames that will overlay them
-// (mark_roots_and_heap's and its own), uninitialised slots included. A
-// finalized object found there would be kept alive cycle after cycle
-// (nothing else writes those slots), and with it everything it points to:
-// Go's order (A first, then B) would stall.
-[[gnu::noinline]] void scrub_below() {
-  volatile char buf[3072];
-  for (std::size_t i = 0; i < sizeof buf; i++) buf[i] = 0;
-}
-
 std::uint64_t mark_roots_and_heap(G* self);
 
 }  // namespace
 
 // gc_mark_roots_and_heap marks everything reachable (world stopped) and
 // returns the bytes marked. A small frame over the mark's, so that the
-// scrubbed region is where the mark's frames go.
+// scrubbed region is where the mark's frames go: scan_self scans those
+// frames, uninitialised slots included.
 std::uint64_t gc_mark_roots_and_heap(G* self) {
-  scrub_below();
+  scrub_stack_below();
   return mark_roots_and_heap(self);
 }
 
@@ -403,6 +392,24 @@ void gc_mark_stop_helpers(workType& work) {
   for (auto& h : work.helpers) h->start.wakeup();
   for (auto& h : work.helpers) h->thread.join();
   work.helpers.clear();
+}
+
+// scrub_stack_below zeroes the stack just below the caller's frame. A
+// conservative scan of a goroutine's stack reads every word between its
+// saved context (or the collector's own frame) and the top, the
+// uninitialised slots of live frames included, so a pointer that a returned
+// frame left there keeps its object alive until something overwrites it.
+// Where the runtime itself has just handled dead objects on a user's stack
+// (sweep queueing finalizable ones, the finalizer goroutine running one),
+// it scrubs before the stack is scanned next: a finalized object found
+// there would stay alive cycle after cycle, and everything it points to
+// with it, so Go's order (A first, then B) would stall. Not instrumented by
+// ASan: an instrumented frame puts buf under a redzone and leaves the top
+// few hundred bytes unwritten, and ASan's frames are larger, so the region
+// is too.
+[[gnu::noinline, gnu::no_sanitize_address]] void scrub_stack_below() {
+  volatile char buf[GORO_ASAN ? 12288 : 3072];
+  for (std::size_t i = 0; i < sizeof buf; i++) buf[i] = 0;
 }
 
 }  // namespace goro::detail

@@ -142,6 +142,9 @@ bool sweepone() {
 void finish_sweep() {
   while (sweepone()) {
   }
+  // sweepone's frames held the objects it queued for finalization; this
+  // goroutine may park (below) or return to a collect() caller that parks.
+  scrub_stack_below();
   while (gcs().sweep.inflight.load(std::memory_order_acquire) != 0) gosched();
 }
 

@@ -215,5 +215,8 @@ void dump_goroutines(int fd, G* self, bool all = true);
 // flush_stdio flushes stdout, stderr and the C++ streams on them, skipping a
 // stream whose lock stays held (the dying path must not hang on it).
 void flush_stdio();
+// exit_dying exits the process now (no atexit handlers), even if a stdio
+// lock stays held elsewhere.
+[[noreturn]] void exit_dying(int code);
 
 }  // namespace goro::detail

@@ -53,7 +53,7 @@ void on_quit(int, siginfo_t*, void*) {
   write_str("SIGQUIT: quit\n\n");
   dump_goroutines(2, getg(), true);
   trace_crash("SIGQUIT");
-  _exit(2);
+  exit_dying(2);
 }
 
 }  // namespace

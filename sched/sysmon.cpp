@@ -185,9 +185,13 @@ void schedtrace(Runtime* r, bool detailed) {
     std::vector<MSnap> ms;
     for (M* m = s.allm; m != nullptr; m = m->alllink) {
       ms.push_back({m, m->curg.load(std::memory_order_acquire), __atomic_load_n(&m->lockedg, __ATOMIC_RELAXED)});
-      // Only the M itself writes m->p; sched.lock keeps the list stable and
-      // the value is for display.
-      P* p = __atomic_load_n(&m->p, __ATOMIC_RELAXED);
+      // m->p is the M's own (written without atomics as it runs): read the
+      // other side of the pairing, P.m, which wirep publishes atomically.
+      P* p = nullptr;
+      for (int i = 0; i < procs && p == nullptr; i++) {
+        P* pp = r->allp[i].load(std::memory_order_relaxed);
+        if (pp->m.load(std::memory_order_acquire) == m) p = pp;
+      }
       const MSnap& sn = ms.back();
       std::snprintf(buf, sizeof buf,
                     "  M%lld: p=%d curg=%lld mallocing=0 throwing=0 preemptoff= locks=%d dying=0 "

@@ -29,6 +29,7 @@
 // beats never exiting.
 #include <stdio.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -144,6 +145,9 @@ GORO_NO_TSAN void dump_one(int fd, G* g, G* self, std::int64_t now) {
 }
 
 std::atomic<bool> dying{false};
+// A stream flush_stream gave up on: its lock is held by a thread that is
+// not coming back.
+std::atomic<bool> stdio_stuck{false};
 
 // flush_stream flushes f if its lock can be had within about 50 ms; false
 // if not (its holder is stuck, or is this very thread in the middle of a
@@ -152,7 +156,10 @@ std::atomic<bool> dying{false};
 bool flush_stream(FILE* f, std::ostream* cxx1, std::ostream* cxx2) {
   bool locked = false;
   for (int i = 0; i < 50 && !(locked = ftrylockfile(f) == 0); i++) usleep(1000);
-  if (!locked) return false;
+  if (!locked) {
+    stdio_stuck.store(true, std::memory_order_relaxed);
+    return false;
+  }
   // The C++ streams first: synced with stdio (the default) they write
   // through to f, whose lock we hold (it is recursive); unsynced they have
   // their own buffer over the same descriptor. Through the stream buffer,
@@ -187,6 +194,19 @@ G** sorted_others(Runtime* r, G* self, std::size_t* n, std::size_t* bytes) {
 
 }  // namespace
 
+// exit_dying ends the process with code, without atexit handlers or
+// destructors (Go's exit(2) after a fatal error). Under ThreadSanitizer,
+// _exit is intercepted and flushes stdout and stderr first, waiting for
+// their locks: with a lock held for ever elsewhere that wait never ends, so
+// the process leaves by the system call itself, skipping TSan's exit report
+// (with halt_on_error a race has already ended the run).
+void exit_dying(int code) {
+#if GORO_TSAN
+  if (stdio_stuck.load(std::memory_order_relaxed)) syscall(SYS_exit_group, code);
+#endif
+  _exit(code);
+}
+
 void flush_stdio() {
   flush_stream(stdout, &std::cout, nullptr);
   flush_stream(stderr, &std::cerr, &std::clog);
@@ -219,7 +239,7 @@ void fatal(const char* msg) {
     put(2, "fatal error: ");
     put(2, msg);
     put(2, " (while dying)\n");
-    _exit(2);
+    exit_dying(2);
   }
   flush_stdio();  // what the program printed comes before the error
   put(2, "fatal error: ");
@@ -227,11 +247,11 @@ void fatal(const char* msg) {
   put(2, "\n\n");
   dump_goroutines(2, getg(), true);
   trace_crash("fatal error");
-  _exit(2);
+  exit_dying(2);
 }
 
 void fatal_panic(G* g, const char* what) {
-  if (dying.exchange(true)) _exit(2);
+  if (dying.exchange(true)) exit_dying(2);
   flush_stdio();
   Runtime* r = rt();
   const Traceback tb = r != nullptr ? r->cfg.traceback : Traceback::single;
@@ -244,7 +264,7 @@ void fatal_panic(G* g, const char* what) {
     dump_goroutines(2, g, tb == Traceback::all);
   }
   trace_crash("panic");
-  _exit(2);
+  exit_dying(2);
 }
 
 void reset_dying() { dying.store(false); }

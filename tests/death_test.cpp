@@ -410,11 +410,6 @@ TEST_F(Death, StdoutIsFlushedBeforeDying) {
 // Flushing never hangs the exit: with stdout's lock held for ever by
 // another thread, a panic still exits 2 (the buffer is given up).
 TEST_F(Death, StdoutLockedElsewhereDoesNotHangTheExit) {
-#if GORO_TSAN
-  // Under TSan the child hangs on exit with stdout's lock held elsewhere
-  // (cause not found yet); the normal and ASan builds run it.
-  GTEST_SKIP() << "hangs under TSan (known gap)";
-#endif
   const std::string path = ::testing::TempDir() + "goro_death_locked.txt";
   EXPECT_EXIT(
       {

@@ -40,6 +40,7 @@
 //   - work.marking is true only with the world stopped and noplock held.
 //   - heapGoal >= heapMinimum whenever GOGC >= 0.
 //   - Locks are ranked (sched/lockrank.hpp has the one order).
+#include <algorithm>
 #include <cstdio>
 
 #include "gc/gc.hpp"
@@ -280,15 +281,6 @@ bool gc_is_object_start(const void* ptr) {
   return dtor ? p == slot + dtorHeader : p == slot;
 }
 
-std::uint64_t gc_pause_ns(std::uint64_t n) {
-  Runtime* r = rt();
-  if (r == nullptr || r->gc == nullptr) return 0;
-  const workType& work = r->gc->work;
-  const std::uint64_t cur = work.cycles.load(std::memory_order_relaxed);
-  if (n == 0 || n > cur || n + gcPauseRing <= cur) return 0;
-  return work.pauseNs[(n - 1) % gcPauseRing];
-}
-
 }  // namespace goro::detail
 
 namespace goro::gc {
@@ -352,6 +344,8 @@ Stats stats() {
   s.next_gc = gc.controller.heapGoal.load(std::memory_order_relaxed);
   s.pause_total_ns = gc.work.pauseTotalNs;
   s.last_pause_ns = s.num_gc > 0 ? gc.work.pauseNs[(s.num_gc - 1) % gcPauseRing] : 0;
+  static_assert(sizeof s.pause_ns / sizeof s.pause_ns[0] == gcPauseRing);
+  std::copy(std::begin(gc.work.pauseNs), std::end(gc.work.pauseNs), s.pause_ns);
   h.noplock.unlock();
   start_the_world();
   semrelease(&gc.work.startSema, false);

@@ -340,6 +340,27 @@ TEST(Gc, ForcegcFires) {
   unsetenv("GORO_DEBUG");
 }
 
+// pause_ns is Go's PauseNs ring: cycle n at [(n - 1) % 256], the latest
+// equal to last_pause_ns, the ring's sum over the first cycles equal to
+// pause_total_ns, and slots of cycles that did not run yet zero.
+TEST(Gc, PauseNsRing) {
+  goro::run(opts(2), [] {
+    const auto s0 = goro::gc::stats();
+    for (int i = 0; i < 3; i++) goro::gc::collect();
+    const auto s = goro::gc::stats();
+    ASSERT_GE(s.num_gc, s0.num_gc + 3);
+    ASSERT_LT(s.num_gc, 256u) << "this run started with a fresh ring";
+    EXPECT_EQ(s.pause_ns[(s.num_gc + 255) % 256], s.last_pause_ns);
+    std::uint64_t sum = 0;
+    for (std::uint64_t n = 1; n <= s.num_gc; n++) {
+      EXPECT_GT(s.pause_ns[(n - 1) % 256], 0u) << "cycle " << n;
+      sum += s.pause_ns[(n - 1) % 256];
+    }
+    EXPECT_EQ(sum, s.pause_total_ns);
+    for (std::uint64_t n = s.num_gc + 1; n <= 256; n++) EXPECT_EQ(s.pause_ns[n - 1], 0u);
+  });
+}
+
 TEST(Gc, StatsMove) {
   goro::run(opts(2), [] {
     const auto s0 = goro::gc::stats();

@@ -65,9 +65,6 @@ bool gc_is_object_start(const void* p);
 // gcPauseRing is how many recent pauses are kept, as Go's MemStats.PauseNs.
 inline constexpr std::size_t gcPauseRing = 256;
 
-// gc_pause_ns returns the pause of cycle n (1-based), 0 if it is not among the
-// last gcPauseRing (runtime.MemStats.PauseNs).
-std::uint64_t gc_pause_ns(std::uint64_t n);
 
 // gc_noscan_v: T holds no pointers (arithmetic or enum, or arrays of them), so
 // its span is never scanned. Like Go, an integer is not a pointer: a GC
@@ -203,6 +200,10 @@ void unregister_cleanup(HookId id);
 struct Stats {
   std::uint64_t num_gc, heap_alloc, heap_objects, heap_sys, total_alloc, mallocs, frees, next_gc,
       pause_total_ns, last_pause_ns;
+  // Go's PauseNs: the stop-the-world time of the last 256 cycles (a cycle's
+  // pauses added), cycle n (1-based) at [(n - 1) % 256], so the latest is at
+  // [(num_gc + 255) % 256] and equals last_pause_ns; 0 where no cycle ran.
+  std::uint64_t pause_ns[256];
 };
 Stats stats();  // runtime.ReadMemStats (stops the world briefly, as Go's does)
 

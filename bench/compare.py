@@ -265,7 +265,7 @@ def fmt(v):
 def main():
     ap = argparse.ArgumentParser(description="goro vs Go benchmark table")
     ap.add_argument("--build-dir", default=os.path.join(REPO, "build"),
-                    help="CMake build directory (default: <repo>/build)")
+                    help="Meson build directory (default: <repo>/build)")
     ap.add_argument("--only", default="", help="comma-separated row names")
     ap.add_argument("--procs", type=int, default=2, help="GOMAXPROCS for both sides (default 2)")
     ap.add_argument("--timeout", type=float, default=1800,

@@ -352,7 +352,12 @@ TEST_F(Death, SigquitDumpIsInIdOrder) {
             });
           started.wait();
           wait_parked(goro::detail::WaitReason::chan_receive, 4);
-          goro::go([] { raise(SIGQUIT); });
+          // Only once main is asleep: main may be preempted between go()
+          // and sleep_for (a safepoint), and would then dump as runnable.
+          goro::go([] {
+            wait_parked(goro::detail::WaitReason::sleep, 1);
+            raise(SIGQUIT);
+          });
           goro::sleep_for(1h);
         });
         std::exit(0);

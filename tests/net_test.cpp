@@ -594,6 +594,49 @@ TEST_P(Net, AddressesAndNames) {
   });
 }
 
+// A dial whose connect hangs (the listener's accept queue is full, so the
+// kernel drops the SYNs) fails with "i/o timeout" once its timeout passes,
+// parked on the poller meanwhile, and never before the timeout.
+TEST_P(Net, DialTimeoutDuringSlowConnect) {
+  // A listener nobody accepts from, with the smallest backlog, filled up by
+  // non-blocking connects (raw sockets: goro's listen() picks its own backlog).
+  const int lfd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(lfd, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t sl = sizeof sa;
+  ASSERT_EQ(::bind(lfd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  ASSERT_EQ(::listen(lfd, 0), 0);
+  ASSERT_EQ(::getsockname(lfd, reinterpret_cast<sockaddr*>(&sa), &sl), 0);
+  std::vector<int> fill;
+  for (int i = 0; i < 8; i++) {
+    const int c = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    ASSERT_GE(c, 0);
+    ::connect(c, reinterpret_cast<sockaddr*>(&sa), sizeof sa);  // EINPROGRESS or done
+    fill.push_back(c);
+  }
+  const std::string addr = "127.0.0.1:" + std::to_string(ntohs(sa.sin_port));
+  goro::run(opts(), [&] {
+    std::atomic<bool> other_ran{false};
+    goro::go([&] { other_ran = true; });
+    const auto t0 = std::chrono::steady_clock::now();
+    try {
+      gn::dial("tcp", addr, 150ms);
+      ADD_FAILURE() << "dial to a full accept queue connected";
+    } catch (const gn::Error& e) {
+      EXPECT_TRUE(e.timeout()) << e.what();
+      EXPECT_CONTAINS(e.what(), "i/o timeout");
+    }
+    const auto waited = std::chrono::steady_clock::now() - t0;
+    EXPECT_GE(waited, 150ms);
+    EXPECT_LT(waited, 20s);
+    EXPECT_TRUE(other_ran.load()) << "the dialer held its P while waiting";
+  });
+  for (int c : fill) ::close(c);
+  ::close(lfd);
+}
+
 // Running out of descriptors makes accept() fail for that call; once
 // descriptors are free again the waiting connection is accepted.
 TEST_P(Net, EmfileAndRecovery) {

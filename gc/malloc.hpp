@@ -201,6 +201,11 @@ void bgsweep();  // the background sweeper goroutine
 // mgcmark.cpp
 std::uint64_t gc_mark_roots_and_heap(G* self);  // returns the marked bytes
 struct workType;
+struct GcState;
+void gc_mark_prepare(GcState& gc);              // start the mark's threads (world running)
+// gc_nomalloc_window is non-zero while hogs are suspended for the mark, when
+// the collector must not call malloc (sysalloc.hpp); tests read it.
+extern std::atomic<int> gc_nomalloc_window;
 void gc_mark_stop_helpers(workType& work);      // teardown: join the mark threads
 void scrub_stack_below();  // zero the stack under the caller's frame (stale pointers)
 

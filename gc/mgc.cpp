@@ -86,6 +86,7 @@ void gc_cycle_locked(bool forced) {
     work.owner.store(nullptr, std::memory_order_relaxed);
     return;
   }
+  gc_mark_prepare(gc);
   const std::int64_t t1 = nanotime();
   stop_the_world("GC");
   h.noplock.lock();

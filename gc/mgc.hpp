@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "gc/malloc.hpp"
+#include "gc/sysalloc.hpp"
 #include "sched/lockrank.hpp"
 #include "sched/note.hpp"
 #include "sched/proc.hpp"
@@ -38,10 +39,14 @@ struct Grey {
   std::uintptr_t obj, size;
 };
 
+// GreyStack is a list of grey objects on mmap'd memory (sysalloc.hpp: the
+// mark must not call malloc).
+using GreyStack = std::vector<Grey, SysAllocator<Grey>>;
+
 // gcWork is one mark worker's state (Go's gcWork): touched only by that
 // worker while it drains, and by the collector between drains.
 struct alignas(64) gcWork {
-  std::vector<Grey> stack;         // grey objects, scanned LIFO
+  GreyStack stack;                 // grey objects, scanned LIFO
   std::uint64_t marked_bytes = 0;  // bytes this worker marked this cycle
   bool parallel = false;           // other workers mark too: set bits with fetch_or
   Note wake;                       // sleeps here waiting for a batch (drain)
@@ -67,15 +72,20 @@ struct workType {
   // The shared work list (Go's work.full): batches of grey objects a worker
   // with plenty gives away for idle workers to take.
   Lock fullLock{LockRank::gcwork};
-  std::vector<std::vector<Grey>> full;  // GUARDED_BY(fullLock)
-  std::vector<gcWork*> sleepers;        // GUARDED_BY(fullLock): idle workers asleep on wake
+  std::vector<GreyStack, SysAllocator<GreyStack>> full;   // GUARDED_BY(fullLock)
+  // Empty batches kept with their capacity for the next hand-off (Go's
+  // work.empty), so that a warmed-up mark maps nothing.
+  std::vector<GreyStack, SysAllocator<GreyStack>> spare;  // GUARDED_BY(fullLock)
+  gcWork* sleepers[maxMarkWorkers] = {};  // GUARDED_BY(fullLock): idle workers asleep on wake
+  int nsleepers = 0;                      // GUARDED_BY(fullLock)
   int nwait = 0;                        // GUARDED_BY(fullLock): workers waiting for a batch
   int nmarking = 0;                     // GUARDED_BY(fullLock): workers in this drain
   bool markDone = false;                // GUARDED_BY(fullLock)
   std::atomic<int> nwaitHint{0};        // nwait, readable without the lock
 
-  // The helper threads: started on demand, kept for the run, joined by
-  // ~GcState. helpers is touched only by the collector (under startSema).
+  // The helper threads: started before the world stops (gc_mark_prepare:
+  // creating a thread allocates), kept for the run, joined by ~GcState.
+  // helpers is touched only by the collector (under startSema).
   std::vector<std::unique_ptr<markHelper>> helpers;
   std::atomic<int> nhelping{0};      // helpers still draining this cycle
   Note helpersDone;                  // the last helper to finish wakes the collector

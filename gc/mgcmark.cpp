@@ -94,6 +94,20 @@ GORO_NO_SANITIZE void scanblock(const mheap& h, gcWork& w, std::uintptr_t lo, st
   }
 }
 
+// handoff_half moves the older half of stack to the shared list, in a spare
+// batch when there is one (fullLock held).
+void handoff_half(workType& work, GreyStack& stack) {
+  const auto mid = stack.begin() + static_cast<std::ptrdiff_t>(stack.size() / 2);
+  if (work.spare.empty()) {
+    work.full.emplace_back();
+  } else {
+    work.full.push_back(std::move(work.spare.back()));
+    work.spare.pop_back();
+  }
+  work.full.back().assign(stack.begin(), mid);
+  stack.erase(stack.begin(), mid);
+}
+
 // drain_local scans grey objects until w's own stack is empty. Objects pass
 // through a small FIFO between the stack and the scan: each is prefetched
 // when it enters, so its cache miss overlaps the scanning of the ones ahead
@@ -118,17 +132,11 @@ void drain_local(GcState& gc, gcWork& w) {
     n--;
     scanblock(gc.heap, w, g.obj, g.obj + g.size);
     if (w.parallel && w.stack.size() >= 64 && work.nwaitHint.load(std::memory_order_relaxed) > 0) {
-      const std::size_t half = w.stack.size() / 2;
-      std::vector<Grey> batch(w.stack.begin(), w.stack.begin() + static_cast<std::ptrdiff_t>(half));
-      w.stack.erase(w.stack.begin(), w.stack.begin() + static_cast<std::ptrdiff_t>(half));
       gcWork* wake = nullptr;
       {
         std::lock_guard<Lock> lk(work.fullLock);
-        work.full.push_back(std::move(batch));
-        if (!work.sleepers.empty()) {
-          wake = work.sleepers.back();
-          work.sleepers.pop_back();
-        }
+        handoff_half(work, w.stack);
+        if (work.nsleepers > 0) wake = work.sleepers[--work.nsleepers];
       }
       if (wake != nullptr) wake->wake.wakeup();
     }
@@ -154,12 +162,12 @@ void drain(GcState& gc, gcWork& w) {
     while (work.full.empty() && !work.markDone) {
       if (work.nwait == work.nmarking) {
         work.markDone = true;
-        for (gcWork* s : work.sleepers) s->wake.wakeup();
-        work.sleepers.clear();
+        for (int i = 0; i < work.nsleepers; i++) work.sleepers[i]->wake.wakeup();
+        work.nsleepers = 0;
         break;
       }
       w.wake.clear();
-      work.sleepers.push_back(&w);
+      work.sleepers[work.nsleepers++] = &w;  // at most nmarking - 1 sleep
       work.fullLock.unlock();
       w.wake.sleep();  // woken by a batch (and taken off sleepers) or by the end
       work.fullLock.lock();
@@ -170,7 +178,9 @@ void drain(GcState& gc, gcWork& w) {
     }
     work.nwait--;
     work.nwaitHint.store(work.nwait, std::memory_order_relaxed);
+    // Take the batch; w's own (empty) stack becomes a spare.
     w.stack.swap(work.full.back());
+    work.spare.push_back(std::move(work.full.back()));
     work.full.pop_back();
     work.fullLock.unlock();
   }
@@ -307,6 +317,7 @@ namespace {
   // of the locks taken below; take them only afterwards.
   std::vector<M*>& hogs = gc.work.hogs;
   const int maxhogs = static_cast<int>(hogs.size());
+  gc_nomalloc_window.fetch_add(1, std::memory_order_relaxed);
   const int nhogs = std::min(suspend_hogs(hogs.data(), maxhogs), maxhogs);
   finq_lock();
   r->allglock.lock();
@@ -339,36 +350,30 @@ namespace {
   }
   const std::uint64_t marked = mark_drain(gc, w);
   resume_hogs(hogs.data(), nhogs);
+  gc_nomalloc_window.fetch_sub(1, std::memory_order_relaxed);
   return marked;
 }
 
 // mark_drain empties the mark stacks, in parallel when there are CPUs for it.
 std::uint64_t mark_drain(GcState& gc, gcWork& w) {
   workType& work = gc.work;
-  const int n = nmarkworkers();
+  // Only the helpers gc_mark_prepare started: making one here would allocate.
+  const int n = std::min(nmarkworkers(), static_cast<int>(work.helpers.size()) + 1);
   if (n == 1 || w.stack.size() < 2) {
     drain(gc, w);
     return w.marked_bytes;
   }
   // Parallel: seed the shared list with half the roots' grey objects, start
   // the helpers and drain alongside them.
-  while (static_cast<int>(work.helpers.size()) < n - 1) {
-    const int id = static_cast<int>(work.helpers.size()) + 1;
-    auto h = std::make_unique<markHelper>();
-    h->thread = std::thread(helper_loop, &gc, h.get(), id);
-    work.helpers.push_back(std::move(h));
-  }
   {
     std::lock_guard<Lock> lk(work.fullLock);
-    work.full.clear();
-    work.sleepers.clear();
+    // A finished drain leaves the list empty; its batches are spares.
+    work.nsleepers = 0;
     work.nwait = 0;
     work.nwaitHint.store(0, std::memory_order_relaxed);
     work.nmarking = n;
     work.markDone = false;
-    const std::size_t half = w.stack.size() / 2;
-    work.full.emplace_back(w.stack.begin(), w.stack.begin() + static_cast<std::ptrdiff_t>(half));
-    w.stack.erase(w.stack.begin(), w.stack.begin() + static_cast<std::ptrdiff_t>(half));
+    handoff_half(work, w.stack);
   }
   for (int i = 0; i < n; i++) work.works[i].parallel = true;
   work.nhelping.store(n - 1, std::memory_order_relaxed);
@@ -385,6 +390,22 @@ std::uint64_t mark_drain(GcState& gc, gcWork& w) {
 }
 
 }  // namespace
+
+std::atomic<int> gc_nomalloc_window{0};
+
+// gc_mark_prepare starts the helper threads the next mark will use, before
+// the world stops: creating a thread allocates (sysalloc.hpp says why the
+// mark must not).
+void gc_mark_prepare(GcState& gc) {
+  workType& work = gc.work;
+  const int n = nmarkworkers();
+  while (static_cast<int>(work.helpers.size()) < n - 1) {
+    const int id = static_cast<int>(work.helpers.size()) + 1;
+    auto h = std::make_unique<markHelper>();
+    h->thread = std::thread(helper_loop, &gc, h.get(), id);
+    work.helpers.push_back(std::move(h));
+  }
+}
 
 // gc_mark_stop_helpers ends the helper threads (teardown: ~GcState).
 void gc_mark_stop_helpers(workType& work) {

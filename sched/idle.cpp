@@ -387,6 +387,14 @@ void checkdead(Runtime* r) {
 
 }  // namespace
 
+void incidlelocked(Runtime* r, int v) {
+  std::lock_guard<Lock> lk(r->sched.lock);
+  r->sched.nmidlelocked += v;
+  // Back to "not running": if every M went idle meanwhile, none of them
+  // could report a deadlock (we counted as running); check now.
+  if (v > 0) checkdead(r);
+}
+
 bool stopm_idle(Runtime* r, M* m) {
   for (;;) {
     if (stopm(r, m)) return true;

@@ -576,21 +576,20 @@ void sysmon_netpoll(Runtime* r, std::int64_t now) {
   std::int64_t last = s.lastpoll.load(std::memory_order_seq_cst);
   if (last == 0 || last + 10 * 1000 * 1000 >= now) return;
   if (!s.lastpoll.compare_exchange_strong(last, now, std::memory_order_seq_cst)) return;
+  // Count ourselves as running from before the poll until the goroutines it
+  // returns are on a run queue (Go's incidlelocked(-1) around injectglist).
+  // The poll takes them out of their PollDescs and lowers the waiter count
+  // while they are still _Gwaiting: an M going idle in that window, seeing
+  // no M running, no waiter and no runnable goroutine, would report a
+  // deadlock (seen under TSan: "all goroutines are asleep" with main in IO
+  // wait).
+  incidlelocked(r, -1);
   int n = 0;
-  G* list = netpoll(0, &n);
-  if (list == nullptr) return;
-  // Count ourselves as running while we hold the goroutines (see retake):
-  // else checkdead could see nobody running and nothing pending.
-  {
-    std::lock_guard<Lock> lk(s.lock);
-    s.nmidlelocked--;
+  if (G* list = netpoll(0, &n)) {
+    trace_netpoll_ready(n);
+    injectglist(list, n);
   }
-  trace_netpoll_ready(n);
-  injectglist(list, n);
-  {
-    std::lock_guard<Lock> lk(s.lock);
-    s.nmidlelocked++;
-  }
+  incidlelocked(r, 1);
 }
 
 void netpoll_teardown() {

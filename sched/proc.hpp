@@ -148,6 +148,11 @@ void mcall(G* g, M::Req req, bool dies = false);  // switch to g0 with a request
 void schedule(Runtime* r, M* m);
 void gcstopm(Runtime* r, M* m);     // stop this M for a stop-the-world
 bool stopm_idle(Runtime* r, M* m);  // park an M without a P; false: exiting
+// incidlelocked adds v to sched.nmidlelocked (Go's incidlelocked): -1 lets
+// sysmon count as a running M while it holds a P or goroutines in its hands,
+// so that checkdead does not fire meanwhile; +1 gives it back and runs
+// checkdead.
+void incidlelocked(Runtime* r, int v);
 void begin_exit(Runtime* r);        // main returned: make every M leave
 M* new_m0(Runtime* r);              // the M for run()'s own thread
 void schedinit_procs(Runtime* r, M* m0);  // the first GOMAXPROCS Ps; m0 gets P0

@@ -75,10 +75,7 @@ int retake(Runtime* r, std::vector<PSnapshot>& snaps, std::int64_t now) {
       // incidlelocked(-1)): else the M we retake from can leave its call,
       // find no P, go idle, and checkdead would see nobody running and a
       // runnable goroutine — before handoffp gives the P to anyone.
-      {
-        std::lock_guard<Lock> lk(r->sched.lock);
-        r->sched.nmidlelocked--;
-      }
+      incidlelocked(r, -1);
       Pstatus expect = Pstatus::syscall;
       const bool took =
           p->status.compare_exchange_strong(expect, Pstatus::idle, std::memory_order_acq_rel);
@@ -89,10 +86,7 @@ int retake(Runtime* r, std::vector<PSnapshot>& snaps, std::int64_t now) {
         handoffp(p);
         n++;
       }
-      {
-        std::lock_guard<Lock> lk(r->sched.lock);
-        r->sched.nmidlelocked++;
-      }
+      incidlelocked(r, 1);
       continue;
     }
     if (st != Pstatus::running) continue;

@@ -78,7 +78,7 @@ int main(int argc, char** argv) {
     // Every goroutine is at its read (and parked, or about to park). Wait
     // a little so that schedtrace prints the idle picture: 2n waiters.
     reading.wait();
-    goro::sleep_for(std::chrono::milliseconds(250));
+    goro::sleep_for(std::chrono::milliseconds(400));
     std::printf("%d connections, %d goroutines, GOMAXPROCS=%d, OS threads=%d\n", n,
                 goro::num_goroutine(), goro::gomaxprocs(), count_threads());
     std::fflush(stdout);

@@ -7,6 +7,7 @@
 // here) shows it: threads= stays small, netpollwaiters= counts the parked
 // goroutines, netpollready= the ones the poller has woken so far. Then
 // every client sends one byte and the server side wakes and answers.
+// (Lesson 8 of the course, docs/lessons/08-netpoller.md, runs it.)
 //
 //   demos/run conns1000 [N]           (default 1000)
 #include <dirent.h>
@@ -43,12 +44,17 @@ int main(int argc, char** argv) {
     std::atomic<int> answered{0};
     goro::WaitGroup served;
     served.add(n);
+    // reading counts the goroutines that reached their read: each calls
+    // done() just before it, finds no data there and parks on the poller.
+    goro::WaitGroup reading;
+    reading.add(2 * n);
     // Server: a goroutine per connection, parked in read until its byte
     // comes, then it answers and ends.
     goro::go([&] {
       for (int i = 0; i < n; i++) {
         goro::go([&, c = ln.accept()]() mutable {
           char b;
+          reading.done();
           if (c.read(&b, 1) == 1) c.write(&b, 1);
           served.done();
         });
@@ -62,13 +68,17 @@ int main(int argc, char** argv) {
     // Client side: a goroutine per connection, parked until the answer.
     for (auto& c : clients) {
       gn::Conn* p = &c;
-      goro::go([p, &got, &answered] {
+      goro::go([p, &got, &answered, &reading] {
         char b;
+        reading.done();
         if (p->read(&b, 1) == 1) answered.fetch_add(1);
         got.done();
       });
     }
-    goro::sleep_for(std::chrono::milliseconds(300));  // let schedtrace print the idle picture
+    // Every goroutine is at its read (and parked, or about to park). Wait
+    // a little so that schedtrace prints the idle picture: 2n waiters.
+    reading.wait();
+    goro::sleep_for(std::chrono::milliseconds(400));
     std::printf("%d connections, %d goroutines, GOMAXPROCS=%d, OS threads=%d\n", n,
                 goro::num_goroutine(), goro::gomaxprocs(), count_threads());
     std::fflush(stdout);

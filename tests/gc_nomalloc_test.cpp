@@ -21,6 +21,11 @@
 #include "sched/sanitizers.hpp"
 #include "test_util.hpp"
 
+namespace {
+// Calls made while the window was open (only counted in the normal build).
+std::atomic<long> in_window{0};
+}  // namespace
+
 #if !GORO_ASAN && !GORO_TSAN
 extern "C" {
 void* __libc_malloc(std::size_t);
@@ -31,8 +36,6 @@ void __libc_free(void*);
 }
 
 namespace {
-std::atomic<long> in_window{0};
-
 inline void note() {
   if (goro::detail::gc_nomalloc_window.load(std::memory_order_relaxed) != 0)
     in_window.fetch_add(1, std::memory_order_relaxed);

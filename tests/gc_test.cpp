@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -45,10 +46,13 @@ goro::Options opts(int procs) {
   return o;
 }
 
-// wait_until runs collect() + yield until pred holds, at most n rounds.
+// wait_until runs collect() + yield until pred holds: at least n rounds,
+// and on until 30 s have passed (on a loaded machine the finalizer goroutine
+// may get little CPU between the cycles).
 template <class F>
 bool wait_until(F pred, int n = 200) {
-  for (int i = 0; i < n; i++) {
+  goro::test::Deadline deadline(std::chrono::seconds(30));
+  for (int i = 0; i < n || !deadline.passed(); i++) {
     if (pred()) return true;
     goro::gc::collect();
     goro::yield();

@@ -13,6 +13,7 @@
 #include "goro/pool.hpp"
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -344,9 +345,12 @@ struct Fin {
 }
 
 // waitDestroyed runs collections until `want` finalizers have run (they run
-// on the finalizer goroutine, after the cycle), at most `limit` times.
+// on the finalizer goroutine, after the cycle): at least `limit` times, and
+// then on until 30 s have passed, since on a loaded machine the finalizer
+// goroutine may get little CPU between the cycles.
 bool waitDestroyed(int want, int limit) {
-  for (int i = 0; i < limit; i++) {
+  goro::test::Deadline deadline(std::chrono::seconds(30));
+  for (int i = 0; i < limit || !deadline.passed(); i++) {
     if (Fin::destroyed.load() >= want) return true;
     goro::gc::collect();
     for (int k = 0; k < 10; k++) goro::yield();

@@ -87,6 +87,10 @@ void parse_debug(const char* env, Config* c) {
       c->scheddetail = v != 0;
     } else if (key == "gctrace") {
       c->gctrace = v != 0;
+    } else if (key == "gcstoptheworld") {
+      c->gcstoptheworld = v != 0;
+    } else if (key == "gcuffd") {
+      c->gcuffd = v != 0;
     } else if (key == "pooltrace") {
       c->pooltrace = v != 0;
     } else if (key == "seed") {
@@ -97,7 +101,7 @@ void parse_debug(const char* env, Config* c) {
       c->forcegc_ms = v;
     } else {
       bad("GORO_DEBUG", s,
-          ("unknown setting \"" + key + "\" (known: schedtrace, scheddetail, gctrace, forcegc, pooltrace, seed)").c_str());
+          ("unknown setting \"" + key + "\" (known: schedtrace, scheddetail, gctrace, gcstoptheworld, gcuffd, forcegc, pooltrace, seed)").c_str());
     }
     if (comma == s.size()) break;
   }

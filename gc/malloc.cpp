@@ -62,7 +62,9 @@ inline std::uintptr_t nextFree(mspan* s) {
     }
     i += static_cast<std::uint32_t>(__builtin_ctzll(bits));
     if (i >= s->nelems) break;
-    s->allocBits[i / 64] |= std::uint64_t(1) << (i % 64);
+    // An atomic store: a concurrent marker may be reading the word.
+    std::atomic_ref<std::uint64_t>(s->allocBits[i / 64])
+        .store(s->allocBits[i / 64] | (std::uint64_t(1) << (i % 64)), std::memory_order_relaxed);
     s->freeindex = i + 1;
     s->allocCount++;
     return s->base + i * s->elemsize;
@@ -158,7 +160,7 @@ void* mallocsmall(mheap& h, mcache* c, std::size_t total, bool noscan, DtorFn dt
 void* malloclarge(mheap& h, std::size_t total, bool noscan, DtorFn dtor, std::size_t n) {
   const std::size_t npages = (total + pageSize - 1) >> pageShift;
   mspan* s = mheap_alloc(npages, 0, noscan, true);
-  s->allocBits[0] = 1;
+  std::atomic_ref<std::uint64_t>(s->allocBits[0]).store(1, std::memory_order_relaxed);
   s->allocCount = 1;
   h.heap_live.fetch_add(npages << pageShift, std::memory_order_relaxed);
   h.nmalloc.fetch_add(1, std::memory_order_relaxed);

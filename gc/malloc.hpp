@@ -99,7 +99,14 @@ struct mspan {
     return large ? 0
                  : static_cast<std::size_t>((static_cast<std::uint64_t>(p - base) * divmul) >> 32);
   }
-  bool isAllocated(std::size_t i) const { return (allocBits[i / 64] >> (i % 64)) & 1; }
+  // isAllocated may run in a concurrent marker while the owner allocates:
+  // an atomic load (a plain one on x86), paired with nextFree's store.
+  bool isAllocated(std::size_t i) const {
+    const std::uint64_t w =
+        std::atomic_ref<std::uint64_t>(const_cast<std::uint64_t&>(allocBits[i / 64]))
+            .load(std::memory_order_relaxed);
+    return (w >> (i % 64)) & 1;
+  }
 };
 
 // SpanList is an intrusive doubly-linked list of spans (mSpanList).
@@ -178,9 +185,17 @@ void mheap_release(mheap& h);  // unmap everything (teardown)
 mspan* mheap_alloc(std::size_t npages, int spanclass, bool noscan, bool large);  // inuse span
 void mheap_free(mspan* s);               // return its pages (mheap.lock not held)
 void mheap_scavenge(std::uint64_t gen);  // release ranges free since before gen
+// peek_alloc_count reads a span's allocCount while its owner may be
+// allocating: a hint (start_tracking's "is it full?"), never relied on.
+[[gnu::noinline]] __attribute__((no_sanitize("thread"))) inline std::uint32_t peek_alloc_count(
+    const mspan* s) {
+  return *static_cast<const volatile std::uint32_t*>(&s->allocCount);
+}
 inline mspan* spanOf(const mheap& h, std::uintptr_t p) {
   if (p < h.arena_lo || p >= h.arena_used.load(std::memory_order_relaxed)) return nullptr;
-  return h.pagemap[(p - h.arena_lo) >> pageShift];
+  // Acquire, paired with mheap_alloc's release: a concurrent marker that
+  // finds a new span sees it initialised.
+  return __atomic_load_n(&h.pagemap[(p - h.arena_lo) >> pageShift], __ATOMIC_ACQUIRE);
 }
 
 // malloc.cpp
@@ -200,6 +215,13 @@ void bgsweep();  // the background sweeper goroutine
 
 // mgcmark.cpp
 std::uint64_t gc_mark_roots_and_heap(G* self);  // returns the marked bytes
+// The concurrent mark: begin and end with the world stopped; the
+// concurrent part runs on the collecting goroutine with the world running;
+// termination (world stopped) returns the bytes marked by the whole mark.
+void gc_mark_begin(G* self, std::uint32_t gen);
+void gc_mark_concurrent(G* self);
+std::uint64_t gc_mark_termination(G* self);
+void gc_mark_end();
 struct workType;
 struct GcState;
 void gc_mark_prepare(GcState& gc);              // start the mark's threads (world running)

@@ -70,23 +70,82 @@ void set_goal(gcControllerState& c, std::uint64_t live) {
       pct < 0 ? ~std::uint64_t(0) : live + live * static_cast<std::uint64_t>(pct) / 100;
   if (pct >= 0 && goal < gcControllerState::heapMinimum) goal = gcControllerState::heapMinimum;
   c.heapGoal.store(goal, std::memory_order_relaxed);
+  // A concurrent mark starts early enough for the program to go on
+  // allocating while it runs (Go's trigger; its pacer tunes the fraction,
+  // a fixed 4/10 of the runway here). A goroutine that reaches the goal
+  // before the mark ends waits for it, in place of Go's mark assists.
+  std::uint64_t trigger = goal;
+  if (c.concurrent.load(std::memory_order_relaxed) && pct >= 0 && goal > live)
+    trigger = live + (goal - live) * 4 / 10;
+  c.heapTrigger.store(trigger, std::memory_order_relaxed);
+}
+
+// say_fallback prints, once per run, why the mark stops the world.
+void say_fallback(GcState& gc, const char* why) {
+  if (gc.work.fallbackSaid || !rt()->cfg.gctrace) return;
+  gc.work.fallbackSaid = true;
+  std::fprintf(stderr, "gc: %s: every mark runs with the world stopped\n", why);
+}
+
+// start_tracking begins dirty-page tracking for a concurrent mark. Only
+// the pages of full spans that hold pointers (and of large objects with
+// pointers) are protected. Every other page counts as written, so mark
+// termination rescans its marked objects: free pages and spans with free
+// slots are where the mark's allocations go, and a protected page costs the
+// program a fault on its first write (tens of microseconds in a VM), and
+// noscan spans need no rescan at all. Runs of protected spans are coalesced
+// into one ioctl each. World running, heap swept.
+bool start_tracking(GcState& gc) {
+  mheap& h = gc.heap;
+  DirtyTracker& t = gc.dirty;
+  std::lock_guard<Lock> lk(h.lock);
+  const std::uintptr_t used = h.arena_used.load(std::memory_order_relaxed);
+  if (!dirty_unprotect(t, h.arena_lo, used)) return false;
+  std::uintptr_t run = 0, p = h.arena_lo;
+  while (p < used) {
+    const mspan* s = spanOf(h, p);
+    const std::uintptr_t next = s != nullptr ? s->base + (s->npages << pageShift) : p + pageSize;
+    const bool protect = s != nullptr && s->inuse && !s->noscan &&
+                         (s->large || peek_alloc_count(s) == s->nelems);
+    if (protect && run == 0) run = p;
+    if (!protect && run != 0) {
+      if (!dirty_protect(t, run, p)) return false;
+      run = 0;
+    }
+    p = next;
+  }
+  return run == 0 || dirty_protect(t, run, p);
 }
 
 // gc_cycle_locked runs one cycle; gcsema held, on a goroutine with a P.
 void gc_cycle_locked(bool forced) {
-  GcState& gc = gcs();
+  Runtime* r = rt();
+  GcState& gc = *r->gc;
   mheap& h = gc.heap;
   workType& work = gc.work;
   gc_start_workers();
-  work.owner.store(getg(), std::memory_order_relaxed);
+  G* self = getg();
+  work.owner.store(self, std::memory_order_relaxed);
   const std::int64_t t0 = nanotime();
   finish_sweep();
   // main has returned: the other Ms are leaving and would never stop.
-  if (rt()->sched.exiting.load(std::memory_order_acquire)) {
+  if (r->sched.exiting.load(std::memory_order_acquire)) {
     work.owner.store(nullptr, std::memory_order_relaxed);
     return;
   }
   gc_mark_prepare(gc);
+  const std::uint64_t n = work.cycles.load(std::memory_order_relaxed) + 1;
+  // Concurrent unless told otherwise or the kernel cannot track writes.
+  bool concurrent = gc.dirty.why == nullptr && !r->cfg.gcstoptheworld;
+  if (gc.dirty.why != nullptr) say_fallback(gc, gc.dirty.why);
+  // Tracking starts before anything is scanned, with the world running: a
+  // write from here on is reported, whether it came before or after the
+  // stop.
+  if (concurrent && !start_tracking(gc)) {
+    say_fallback(gc, gc.dirty.why);
+    concurrent = false;
+    gc.controller.concurrent.store(false, std::memory_order_relaxed);
+  }
   const std::int64_t t1 = nanotime();
   stop_the_world("GC");
   h.noplock.lock();
@@ -102,7 +161,23 @@ void gc_cycle_locked(bool forced) {
   }
   mcache_release_all();
   const std::uint64_t heap0 = h.heap_live.load(std::memory_order_relaxed);
-  const std::uint64_t marked = gc_mark_roots_and_heap(getg());
+  std::uint64_t marked;
+  std::int64_t tm0 = 0, tm1 = 0;  // the concurrent mark's bounds
+  if (concurrent) {
+    gc_mark_begin(self, static_cast<std::uint32_t>(n) != 0 ? static_cast<std::uint32_t>(n) : 1);
+    h.noplock.unlock();
+    tm0 = nanotime();
+    start_the_world();
+    gc_mark_concurrent(self);
+    tm1 = nanotime();
+    stop_the_world("GC mark termination");
+    h.noplock.lock();
+    gc_mark_end();
+    mcache_release_all();
+    marked = gc_mark_termination(self);
+  } else {
+    marked = gc_mark_roots_and_heap(self);
+  }
   for (mcentral& c : h.central) {
     std::lock_guard<Lock> lk(c.lock);
     c.unswept.splice(c.partial);
@@ -112,7 +187,7 @@ void gc_cycle_locked(bool forced) {
     std::lock_guard<Lock> lk(h.lock);
     h.large_unswept.splice(h.large);
   }
-  const std::uint64_t n = work.cycles.fetch_add(1, std::memory_order_relaxed) + 1;
+  work.cycles.store(n, std::memory_order_relaxed);
   h.heap_live.store(marked, std::memory_order_relaxed);
   gc.controller.heapMarked.store(marked, std::memory_order_relaxed);
   set_goal(gc.controller, marked);
@@ -121,38 +196,53 @@ void gc_cycle_locked(bool forced) {
   const std::int64_t t3 = nanotime();
   start_the_world();
   const std::int64_t t4 = nanotime();
+  // Tracking ends: a protected span freed by the coming sweep would cost
+  // its next user a fault.
+  if (concurrent) dirty_unprotect(gc.dirty, h.arena_lo, h.arena_used.load(std::memory_order_relaxed));
+  // The pauses: from asking for the stop to the start, once or twice.
+  const auto pause = static_cast<std::uint64_t>(concurrent ? (tm0 - t1) + (t4 - tm1) : t4 - t1);
   if (trace_on) {
     // The phases as slices on the GC track, the heap as counters.
     const auto cyc = static_cast<std::int64_t>(n);
-    const std::uint64_t gid = getg()->goid;
+    const std::uint64_t gid = self->goid;
     trace_emit(TraceKind::gc_phase, gid, -1, cyc, 0, 0, "GC sweep termination", t0, t1 - t0);
     trace_emit(TraceKind::gc_phase, gid, -1, cyc, 0, 0, "GC cleanup hooks", t2, t2h - t2);
-    trace_emit(TraceKind::gc_phase, gid, -1, cyc, 0, 0, "GC mark", t2h, t3 - t2h);
+    if (concurrent) {
+      trace_emit(TraceKind::gc_phase, gid, -1, cyc, 0, 0, "GC mark", tm0, tm1 - tm0);
+      trace_emit(TraceKind::gc_phase, gid, -1, cyc, 0, 0, "GC mark termination", tm1, t3 - tm1);
+    } else {
+      trace_emit(TraceKind::gc_phase, gid, -1, cyc, 0, 0, "GC mark", t2h, t3 - t2h);
+    }
     trace_emit(TraceKind::counter, 0, -1, static_cast<std::int64_t>(heap0), 0, 0, "heap live", t1);
     trace_emit(TraceKind::counter, 0, -1, static_cast<std::int64_t>(marked), 0, 0, "heap live", t3);
     trace_emit(TraceKind::counter, 0, -1, static_cast<std::int64_t>(gc.controller.heapGoal.load(std::memory_order_relaxed)), 0,
                0, "heap goal", t3);
   }
-  const auto pause = static_cast<std::uint64_t>(t4 - t1);
   work.pauseNs[(n - 1) % gcPauseRing] = pause;
   work.pauseTotalNs += pause;
-  work.cpuNs += t4 - t0;
+  work.cpuNs += static_cast<std::int64_t>(pause) + (concurrent ? tm1 - tm0 : 0);
   gc.controller.lastGcNs.store(t4, std::memory_order_relaxed);
   work.owner.store(nullptr, std::memory_order_relaxed);
   sweeper_wake();
-  Runtime* r = rt();
   if (r->cfg.gctrace) {
+    // Go's layout: A+B+C ms clock = the stop-the-world start (sweep
+    // termination and the hooks), the concurrent mark, the stop-the-world
+    // mark termination. With the whole mark in the pause, B is that mark
+    // and C the rest of the pause.
     const double since = static_cast<double>(t0 - r->start_time) / 1e9;
     const int pct =
         static_cast<int>(100 * work.cpuNs / std::max<std::int64_t>(1, t4 - r->start_time));
+    const double a = concurrent ? (tm0 - t1) / 1e6 : (t2 - t1) / 1e6;
+    const double b = concurrent ? (tm1 - tm0) / 1e6 : (t3 - t2) / 1e6;
+    const double c = concurrent ? (t4 - tm1) / 1e6 : (t4 - t3) / 1e6;
     std::fprintf(
         stderr,
-        "gc %llu @%.3fs %d%%: %.3f+%.3f+%.3f ms clock, %llu->%llu->%llu MB, %llu MB goal, %d P%s\n",
-        static_cast<unsigned long long>(n), since, pct, (t2 - t0) / 1e6, (t3 - t2) / 1e6,
-        (t4 - t3) / 1e6, static_cast<unsigned long long>(heap0 >> 20),
+        "gc %llu @%.3fs %d%%: %.3f+%.3f+%.3f ms clock, %llu->%llu->%llu MB, %llu MB goal, %d P%s%s\n",
+        static_cast<unsigned long long>(n), since, pct, a, b, c,
+        static_cast<unsigned long long>(heap0 >> 20),
         static_cast<unsigned long long>(heap0 >> 20), static_cast<unsigned long long>(marked >> 20),
         static_cast<unsigned long long>(gc.controller.heapGoal.load() >> 20),
-        r->gomaxprocs.load(), forced ? " (forced)" : "");
+        r->gomaxprocs.load(), forced ? " (forced)" : "", concurrent ? "" : " (stop-the-world mark)");
   }
 }
 
@@ -175,9 +265,45 @@ void forcegchelper() {
     fg.lock.lock();
     fg.idle = true;
     goparkunlock(&fg.lock, WaitReason::force_gc_idle);
-    if (gcs().controller.percent.load(std::memory_order_relaxed) < 0) continue;
-    gc_run_cycle(true);
+    GcState& gc = gcs();
+    if (gc.controller.percent.load(std::memory_order_relaxed) < 0) continue;
+    bool heap = false;
+    {
+      std::lock_guard<Lock> lk(fg.lock);
+      heap = fg.heapTrigger;
+      fg.heapTrigger = false;
+    }
+    if (!heap) {
+      gc_run_cycle(true);  // sysmon: no cycle for forcegc_ms
+      continue;
+    }
+    // The heap reached the trigger: unless a cycle got there first.
+    std::atomic<std::uint32_t>* sema = &gc.work.startSema;
+    semacquire(sema, false, WaitReason::gc_stop_the_world);
+    if (gc.heap.heap_live.load(std::memory_order_relaxed) >=
+        gc.controller.heapTrigger.load(std::memory_order_relaxed))
+      gc_cycle_locked(false);
+    semrelease(sema, false);
   }
+}
+
+// kick_background_cycle readies the GC helper to run a cycle while the
+// caller goes on allocating (Go's gcStart from mallocgc, whose marking then
+// runs on background workers). False if the helper is busy or not there.
+bool kick_background_cycle(GcState& gc) {
+  forcegcState& fg = gc.forcegc;
+  G* g = nullptr;
+  {
+    std::lock_guard<Lock> lk(fg.lock);
+    if (fg.idle && fg.g != nullptr) {
+      fg.idle = false;
+      fg.heapTrigger = true;
+      g = fg.g;
+    }
+  }
+  if (g == nullptr) return false;
+  goready(g);
+  return true;
 }
 
 }  // namespace
@@ -198,7 +324,9 @@ void gc_start_workers() {
   go_system(forcegchelper);
 }
 
-// gc_maybe_trigger runs a cycle if the heap reached its goal (gcTrigger.test).
+// gc_maybe_trigger starts a cycle if the heap reached its trigger
+// (gcTrigger.test): in the background between the trigger and the goal; at
+// the goal, the allocating goroutine runs it, or waits for the running one.
 void gc_maybe_trigger() {
   G* g = getg();
   M* m = g->m;
@@ -214,7 +342,14 @@ void gc_maybe_trigger() {
     return gc.heap.heap_live.load(std::memory_order_relaxed) >=
            gc.controller.heapGoal.load(std::memory_order_relaxed);
   };
-  if (!over_goal()) return;
+  const std::uint64_t live = gc.heap.heap_live.load(std::memory_order_relaxed);
+  if (live < gc.controller.heapTrigger.load(std::memory_order_relaxed)) return;
+  // Between the trigger and the goal: a cycle in the background (if one is
+  // running, or the helper is already on its way, nothing to do).
+  if (!over_goal()) {
+    if (gc.work.owner.load(std::memory_order_relaxed) == nullptr) kick_background_cycle(gc);
+    return;
+  }
   if (rt()->sched.exiting.load(std::memory_order_relaxed)) return;
   const std::uint64_t n = gc.work.cycles.load(std::memory_order_relaxed);
   semacquire(&gc.work.startSema, false, WaitReason::gc_stop_the_world);
@@ -247,12 +382,19 @@ GcState::GcState(Runtime* r) {
   if (!mheap_init(heap)) fatal("gc: cannot reserve the heap arena");
   controller.percent.store(r->cfg.gc_percent, std::memory_order_relaxed);
   controller.lastGcNs.store(r->start_time, std::memory_order_relaxed);
-  set_goal(controller, 0);
   work.hogs.resize(static_cast<std::size_t>(r->sched.maxmcount));
+  if (!r->cfg.gcuffd)
+    dirty.why = "dirty-page tracking off (GORO_DEBUG=gcuffd=0)";
+  else
+    dirty_init(dirty, heap.arena_lo, heap.arena_hi);  // sets dirty.why if it cannot
+  controller.concurrent.store(dirty.why == nullptr && !r->cfg.gcstoptheworld,
+                              std::memory_order_relaxed);
+  set_goal(controller, 0);
 }
 
 GcState::~GcState() {
   gc_mark_stop_helpers(work);
+  dirty_close(dirty);
   mcache_free_all(heap);
   mheap_release(heap);
 }

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "gc/malloc.hpp"
+#include "gc/mdirty.hpp"
 #include "gc/sysalloc.hpp"
 #include "sched/lockrank.hpp"
 #include "sched/note.hpp"
@@ -48,7 +49,9 @@ using GreyStack = std::vector<Grey, SysAllocator<Grey>>;
 struct alignas(64) gcWork {
   GreyStack stack;                 // grey objects, scanned LIFO
   std::uint64_t marked_bytes = 0;  // bytes this worker marked this cycle
-  bool parallel = false;           // other workers mark too: set bits with fetch_or
+  bool parallel = false;           // other workers mark too (implies atomic)
+  bool atomic = false;             // set mark bits with fetch_or: others (workers,
+                                   // black allocation) set bits in the same words
   Note wake;                       // sleeps here waiting for a batch (drain)
 };
 
@@ -64,7 +67,12 @@ struct workType {
   std::atomic<std::uint32_t> startSema{1};  // gcsema: one cycle (or stats()) at a time
   std::atomic<G*> owner{nullptr};           // the goroutine running a cycle
   std::atomic<std::uint64_t> cycles{0};     // completed cycles (num_gc)
-  std::atomic<bool> marking{false};         // world stopped for marking, noplock held
+  std::atomic<bool> marking{false};         // a mark is in progress (either kind)
+
+  // The concurrent mark (mgcmark.cpp): the goroutines that ran or were readied during this concurrent mark,
+  // each once (G::gcrangen): mark termination rescans their stacks.
+  Lock ranLock{LockRank::gcran};
+  std::vector<G*, SysAllocator<G*>> ran;  // GUARDED_BY(ranLock)
 
   // The workers' stacks: works[0] is the collecting goroutine's.
   gcWork works[maxMarkWorkers];
@@ -98,6 +106,7 @@ struct workType {
   // Pauses and CPU time (under startSema).
   std::uint64_t pauseNs[gcPauseRing] = {};  // PauseNs ring, by cycle
   std::uint64_t pauseTotalNs = 0;
+  bool fallbackSaid = false;  // gctrace said once why the mark is not concurrent
   std::int64_t cpuNs = 0;  // sum of cycle durations, for gctrace's P%
 };
 
@@ -107,7 +116,9 @@ struct gcControllerState {
   static constexpr std::uint64_t heapMinimum = 4 << 20;
   std::atomic<int> percent{100};             // GOGC; < 0: off
   std::atomic<std::uint64_t> heapMarked{0};  // live bytes found by the last mark
-  std::atomic<std::uint64_t> heapGoal{0};    // next_gc: trigger when heap_live reaches it
+  std::atomic<std::uint64_t> heapGoal{0};    // next_gc: allocation waits for a cycle here
+  std::atomic<std::uint64_t> heapTrigger{0};  // a background cycle starts here (<= heapGoal)
+  std::atomic<bool> concurrent{false};        // marks run concurrently (dirty pages tracked)
   std::atomic<std::int64_t> lastGcNs{0};     // nanotime of the last cycle's end (forcegc)
 };
 
@@ -154,7 +165,8 @@ struct sweepState {
 struct forcegcState {
   Lock lock{LockRank::forcegc};  // guards g and idle
   G* g = nullptr;
-  bool idle = false;  // g is parked, waiting for sysmon
+  bool idle = false;         // g is parked, waiting for sysmon or the heap trigger
+  bool heapTrigger = false;  // woken because the heap reached its trigger
 };
 
 // GcState is everything the collector keeps for one run.
@@ -171,6 +183,9 @@ struct GcState {
   sweepState sweep;
   forcegcState forcegc;
   std::atomic<bool> workersStarted{false};  // bgsweep, runfinq, forcegchelper are running
+  // Dirty-page tracking of the arena (mdirty.hpp); dirty.why != nullptr: the
+  // concurrent mark is unavailable, every mark stops the world.
+  DirtyTracker dirty;
 };
 
 // gcs is the running runtime's collector state. Only between gc_init and

@@ -74,7 +74,7 @@ inline void greyobject(const mheap& h, gcWork& w, std::uintptr_t p) {
   const std::uint64_t bit = std::uint64_t(1) << (i % 64);
   const std::uint64_t old = word.load(std::memory_order_relaxed);
   if (old & bit) return;
-  if (!w.parallel) {
+  if (!w.atomic) {
     word.store(old | bit, std::memory_order_relaxed);  // one marker: no RMW needed
   } else if (word.fetch_or(bit, std::memory_order_relaxed) & bit) {
     return;  // another worker greyed it first
@@ -113,12 +113,20 @@ void handoff_half(workType& work, GreyStack& stack) {
 // when it enters, so its cache miss overlaps the scanning of the ones ahead
 // of it (marking is bound by memory latency). With other workers waiting,
 // half of a long stack is handed to the shared list.
-void drain_local(GcState& gc, gcWork& w) {
+// budget > 0 bounds the bytes scanned: the concurrent mark drains in
+// slices. Returns true when the stack is empty, false when the budget ran
+// out (the objects in flight go back on the stack).
+bool drain_local(GcState& gc, gcWork& w, std::int64_t budget = 0) {
   constexpr unsigned kAhead = 8;
   workType& work = gc.work;
   Grey ring[kAhead];
   unsigned head = 0, n = 0;
+  const bool limited = budget > 0;
   for (;;) {
+    if (limited && budget <= 0) {
+      for (; n > 0; n--, head = (head + 1) % kAhead) w.stack.push_back(ring[head]);
+      return w.stack.empty();
+    }
     while (n < kAhead && !w.stack.empty()) {
       const Grey g = w.stack.back();
       w.stack.pop_back();
@@ -126,11 +134,12 @@ void drain_local(GcState& gc, gcWork& w) {
       ring[(head + n) % kAhead] = g;
       n++;
     }
-    if (n == 0) return;
+    if (n == 0) return true;
     const Grey g = ring[head];
     head = (head + 1) % kAhead;
     n--;
     scanblock(gc.heap, w, g.obj, g.obj + g.size);
+    budget -= static_cast<std::int64_t>(g.size);
     if (w.parallel && w.stack.size() >= 64 && work.nwaitHint.load(std::memory_order_relaxed) > 0) {
       gcWork* wake = nullptr;
       {
@@ -207,9 +216,13 @@ int nmarkworkers() {
   return std::max(1, std::min(n, maxMarkWorkers));
 }
 
-GORO_NO_SANITIZE void scan_g(const mheap& h, gcWork& w, G* g, G* self) {
+// scan_g scans g's stack. parked_only (the concurrent mark): only a G whose
+// context is saved, parked or queued; a running one is on the rescan list
+// (gc_note_ran), and so is one that starts running while this reads it.
+GORO_NO_SANITIZE void scan_g(const mheap& h, gcWork& w, G* g, G* self, bool parked_only = false) {
   const Gstatus st = g->status.load(std::memory_order_acquire);
   if (g == self || st == Gstatus::dead || st == Gstatus::idle) return;
+  if (parked_only && st != Gstatus::runnable && st != Gstatus::waiting) return;
   const auto hi = reinterpret_cast<std::uintptr_t>(g->fiber.stack_hi);
   const auto slo = reinterpret_cast<std::uintptr_t>(g->fiber.stack_lo);
   std::uintptr_t lo = hi;
@@ -228,17 +241,21 @@ GORO_NO_SANITIZE void scan_g(const mheap& h, gcWork& w, G* g, G* self) {
   scanblock(h, w, lo, hi);
 }
 
-// scanobject_except scans [lo, hi) but greys nothing inside [lo, hi) itself:
-// an object's pointers into its own memory (a std::string's small buffer,
-// a list's sentinel) must not keep it alive.
+// scanobject_except scans [lo, hi) but greys nothing inside [self_lo,
+// self_hi), the object itself: an object's pointers into its own memory (a
+// std::string's small buffer, a list's sentinel) must not keep it alive.
 GORO_NO_SANITIZE void scanobject_except(const mheap& h, gcWork& w, std::uintptr_t lo,
-                                        std::uintptr_t hi) {
+                                        std::uintptr_t hi, std::uintptr_t self_lo,
+                                        std::uintptr_t self_hi) {
   const std::uintptr_t alo = h.arena_lo;
   const std::uintptr_t ahi = h.arena_used.load(std::memory_order_relaxed);
   for (std::uintptr_t a = lo; a + 8 <= hi; a += 8) {
     const std::uintptr_t v = *reinterpret_cast<const volatile std::uintptr_t*>(a);
-    if (v >= alo && v < ahi && (v < lo || v >= hi)) greyobject(h, w, v);
+    if (v >= alo && v < ahi && (v < self_lo || v >= self_hi)) greyobject(h, w, v);
   }
+}
+void scanobject_except(const mheap& h, gcWork& w, std::uintptr_t lo, std::uintptr_t hi) {
+  scanobject_except(h, w, lo, hi, lo, hi);
 }
 
 // mark_finalizable is Go's markrootSpans: everything an object with a
@@ -248,7 +265,7 @@ GORO_NO_SANITIZE void scanobject_except(const mheap& h, gcWork& w, std::uintptr_
 // still whole; B dies in a later cycle (mfinal.cpp). World stopped,
 // mheap.lock held; every span is swept, so allocBits and dtorBits are this
 // cycle's.
-void mark_finalizable(const mheap& h, gcWork& w) {
+GORO_NO_SANITIZE void mark_finalizable(const mheap& h, gcWork& w) {
   for (mspan* s : h.allspans) {
     if (!s->inuse || !s->hasdtor || s->noscan) continue;
     for (std::size_t k = 0; k < bitWords; k++) {
@@ -258,6 +275,58 @@ void mark_finalizable(const mheap& h, gcWork& w) {
       }
     }
   }
+}
+
+// rescan_range rescans, within [lo, hi) (pages the dirty tracker reported
+// written), the words of every marked object and of every unmarked one with
+// a pending finalizer (whose pointees mark_finalizable greyed): a word that
+// changed since the mark read it lies on a written page, so scanning the
+// written part of each object is enough. Free pages and noscan spans are
+// skipped. Spans are not freed during a mark (nothing sweeps), so the page
+// map can be read while the world runs.
+GORO_NO_SANITIZE void rescan_range(const mheap& h, gcWork& w, std::uintptr_t lo,
+                                   std::uintptr_t hi) {
+  std::uintptr_t p = lo;
+  while (p < hi) {
+    const mspan* s = spanOf(h, p);
+    if (s == nullptr) {
+      p = (p & ~(pageSize - 1)) + pageSize;
+      continue;
+    }
+    const std::uintptr_t e = std::min(hi, s->base + (s->npages << pageShift));
+    if (!s->noscan) {
+      for (std::size_t i = s->objindex(p); i < s->nelems; i++) {
+        const std::uintptr_t olo = s->base + i * s->elemsize;
+        if (olo >= e) break;
+        const std::uintptr_t a = std::max(olo, p), b = std::min(olo + s->elemsize, e);
+        const std::uint64_t bit = std::uint64_t(1) << (i % 64);
+        if (s->gcmarkBits[i / 64].load(std::memory_order_relaxed) & bit)
+          scanblock(h, w, a, b);
+        else if (s->isAllocated(i) && (s->dtorBits[i / 64] & bit))
+          scanobject_except(h, w, a, b, olo, olo + s->elemsize);
+      }
+    }
+    p = e;
+  }
+}
+
+// rescan_dirty rescans the heap pages written since tracking began (or,
+// reprotect, since the last pass, protecting them again). If the kernel
+// refuses, every page counts as written. Returns the bytes reported.
+std::uint64_t rescan_dirty(GcState& gc, gcWork& w, bool reprotect) {
+  const mheap& h = gc.heap;
+  const std::uintptr_t used = h.arena_used.load(std::memory_order_relaxed);
+  std::uint64_t bytes = 0;
+  const bool ok = dirty_for_each(gc.dirty, h.arena_lo, used, reprotect,
+                                 [&](std::uintptr_t lo, std::uintptr_t hi) {
+                                   bytes += hi - lo;
+                                   rescan_range(h, w, lo, hi);
+                                 });
+  if (!ok) {
+    rescan_range(h, w, h.arena_lo, used);
+    bytes = used - h.arena_lo;
+  }
+  return bytes;
 }
 
 // scan_self_from scans the collecting goroutine's stack from its own frame
@@ -288,7 +357,7 @@ std::uint64_t mark_drain(GcState& gc, gcWork& w);
 
 namespace {
 
-std::uint64_t mark_roots_and_heap(G* self);
+std::uint64_t mark_roots_and_heap(G* self, bool termination);
 
 }  // namespace
 
@@ -298,18 +367,33 @@ std::uint64_t mark_roots_and_heap(G* self);
 // frames, uninitialised slots included.
 std::uint64_t gc_mark_roots_and_heap(G* self) {
   scrub_stack_below();
-  return mark_roots_and_heap(self);
+  return mark_roots_and_heap(self, false);
+}
+
+// gc_mark_termination finishes a concurrent mark (world stopped) and returns
+// the bytes marked by the whole mark, black allocations not included.
+std::uint64_t gc_mark_termination(G* self) {
+  scrub_stack_below();
+  return mark_roots_and_heap(self, true);
 }
 
 namespace {
 
-[[gnu::noinline]] std::uint64_t mark_roots_and_heap(G* self) {
+// mark_roots_and_heap is the mark with the world stopped: the whole mark
+// (gcstoptheworld, or no dirty-page tracking), or the termination of a
+// concurrent one, which rescans only what may have changed since the
+// concurrent mark looked: the stacks on the rescan list, the heap pages
+// written, and the roots (small, and not tracked), then drains.
+[[gnu::noinline]] std::uint64_t mark_roots_and_heap(G* self, bool termination) {
   Runtime* r = rt();
   GcState& gc = *r->gc;
   const mheap& h = gc.heap;
   gcWork& w = gc.work.works[0];
-  w.marked_bytes = 0;
-  w.stack.clear();
+  if (!termination) {
+    w.marked_bytes = 0;
+    w.stack.clear();
+  }
+  w.atomic = false;  // nothing else sets mark bits now
   // Goroutines that lost their P to the preemption signal still run: stop
   // them (sched/preempt.cpp suspend_hogs: a signal whose handler saves the
   // registers and waits, as Boehm GC's). It only suspends a thread outside
@@ -324,7 +408,13 @@ namespace {
   roots_lock_all();
   auto scan = [&](std::uintptr_t lo, std::uintptr_t hi) { scanblock(h, w, lo, hi); };
   scan_self(h, w, self);
-  for (G* g = r->allgs; g != nullptr; g = g->alllink) scan_g(h, w, g, self);
+  if (!termination) {
+    for (G* g = r->allgs; g != nullptr; g = g->alllink) scan_g(h, w, g, self);
+  } else {
+    std::lock_guard<Lock> lk(gc.work.ranLock);
+    for (G* g : gc.work.ran) scan_g(h, w, g, self);
+    gc.work.ran.clear();  // keeps its capacity: no munmap, no malloc
+  }
   roots_for_each(scan);
   finq_for_each(scan);
   // set_finalizer's pending finalizers: the closure (fn's captures) is a
@@ -344,9 +434,11 @@ namespace {
   // After scan_self, not before: mark_finalizable's frames leave the
   // finalizable objects' addresses on this stack, just below the frame that
   // scan_self scans from, and would keep every one of them alive.
-  {
+  if (!termination) {
     std::lock_guard<Lock> lk(gc.heap.lock);
     mark_finalizable(h, w);
+  } else {
+    rescan_dirty(gc, w, false);
   }
   const std::uint64_t marked = mark_drain(gc, w);
   resume_hogs(hogs.data(), nhogs);
@@ -375,7 +467,7 @@ std::uint64_t mark_drain(GcState& gc, gcWork& w) {
     work.markDone = false;
     handoff_half(work, w.stack);
   }
-  for (int i = 0; i < n; i++) work.works[i].parallel = true;
+  for (int i = 0; i < n; i++) work.works[i].parallel = work.works[i].atomic = true;
   work.nhelping.store(n - 1, std::memory_order_relaxed);
   for (int i = 0; i < n - 1; i++) work.helpers[i]->start.wakeup();
   drain(gc, w);
@@ -384,12 +476,139 @@ std::uint64_t mark_drain(GcState& gc, gcWork& w) {
   std::uint64_t total = 0;
   for (int i = 0; i < n; i++) {
     total += work.works[i].marked_bytes;
-    work.works[i].parallel = false;
+    work.works[i].parallel = work.works[i].atomic = false;
   }
   return total;
 }
 
 }  // namespace
+
+namespace {
+
+// kSliceBytes is how much the concurrent mark scans between looks at the
+// scheduler: about a millisecond of marking.
+constexpr std::int64_t kSliceBytes = 1 << 20;
+
+// mark_yield gives the P away if the scheduler wants it: a stop-the-world
+// or sysmon asked for it (preempt; the collector is inside the runtime, so
+// the preemption signal leaves it alone), or goroutines wait to run. The
+// mark's state is in gcWork, not on this stack, so it can resume on any M.
+void mark_yield() {
+  G* g = getg();
+  if (g->preempt.load(std::memory_order_relaxed)) {
+    g->preempt.store(false, std::memory_order_relaxed);
+    gopreempt();
+    return;
+  }
+  // With several Ps the collector is a dedicated worker (Go's
+  // gcBgMarkWorker in dedicated mode): one P marks, the others run the
+  // program. With one P it shares it, a slice at a time.
+  Runtime* r = rt();
+  if (r->gomaxprocs.load(std::memory_order_relaxed) > 1) return;
+  P* p = g->m->p;
+  if ((p != nullptr && !runqempty(p)) || r->sched.runqsize.load(std::memory_order_relaxed) > 0)
+    gosched();
+}
+
+// drain_slices empties w's stack a slice at a time, yielding between slices.
+void drain_slices(GcState& gc, gcWork& w) {
+  while (!drain_local(gc, w, kSliceBytes)) mark_yield();
+}
+
+}  // namespace
+
+std::atomic<std::uint32_t> gc_mark_gen{0};
+
+void gc_note_ran(G* g, std::uint32_t gen) {
+  workType& work = gcs().work;
+  std::lock_guard<Lock> lk(work.ranLock);
+  if (g->gcrangen == gen) return;
+  g->gcrangen = gen;
+  work.ran.push_back(g);
+}
+
+// gc_mark_begin (world stopped) starts a concurrent mark: the goroutines
+// running without a P (in blocking(), or hogs the preemption signal took
+// the P from) go on the rescan list, since no status change will put them
+// there; from now on every G that runs or is readied does (casgstatus).
+void gc_mark_begin(G* self, std::uint32_t gen) {
+  Runtime* r = rt();
+  gc_mark_gen.store(gen, std::memory_order_relaxed);
+  std::lock_guard<Lock> lk(r->sched.lock);
+  for (M* m = r->sched.allm; m != nullptr; m = m->alllink) {
+    G* g = m->curg.load(std::memory_order_acquire);
+    if (g != nullptr && g != self) gc_note_ran(g, gen);
+  }
+}
+
+// gc_mark_end (world stopped) stops adding to the rescan list.
+void gc_mark_end() { gc_mark_gen.store(0, std::memory_order_relaxed); }
+
+// gc_mark_concurrent is the concurrent part of a mark, world running, black
+// allocation and dirty-page tracking on (gc_cycle_locked set them up with
+// the world stopped). The collecting goroutine is the one worker: it scans
+// the roots, the stacks of parked goroutines and what finalizable objects
+// point to, drains, then rescans the pages written meanwhile (re-protecting
+// them) until few are left for the pause. It marks with fetch_or, since
+// allocation sets mark bits in the same words.
+void gc_mark_concurrent(G* self) {
+  Runtime* r = rt();
+  GcState& gc = *r->gc;
+  const mheap& h = gc.heap;
+  gcWork& w = gc.work.works[0];
+  w.marked_bytes = 0;
+  w.stack.clear();
+  auto scan = [&](std::uintptr_t lo, std::uintptr_t hi) { scanblock(h, w, lo, hi); };
+  finq_lock();
+  roots_lock_all();
+  roots_for_each(scan);
+  finq_for_each(scan);
+  finq_specials_for_each([&](std::uintptr_t closure, std::uintptr_t lo, std::uintptr_t hi) {
+    greyobject(h, w, closure);
+    scanobject_except(h, w, lo, hi);
+  });
+  roots_unlock_all();
+  finq_unlock();
+  drain_slices(gc, w);
+  // allgs only grows at its head, and a G made from now on runs (or is
+  // readied) before it can hold anything, so it is on the rescan list:
+  // walking from the head taken now needs no lock.
+  G* head;
+  {
+    std::lock_guard<Lock> lk(r->allglock);
+    head = r->allgs;
+  }
+  int n = 0;
+  for (G* g = head; g != nullptr; g = g->alllink) {
+    scan_g(h, w, g, self, true);
+    if (++n % 256 == 0) drain_slices(gc, w);
+  }
+  {
+    std::lock_guard<Lock> lk(gc.heap.lock);
+    mark_finalizable(h, w);
+  }
+  drain_slices(gc, w);
+  // What the program wrote meanwhile, concurrently: the stacks that ran and
+  // the written pages (protecting them again), so that mark termination
+  // finds only what changes after this pass. A pass costs the program a
+  // fault on each re-protected page it writes again, so passes stop when
+  // little was found.
+  for (int pass = 0; pass < 3; pass++) {
+    for (std::size_t i = 0;; i++) {
+      G* g;
+      {
+        std::lock_guard<Lock> lk(gc.work.ranLock);  // the list may grow (and move) meanwhile
+        if (i >= gc.work.ran.size()) break;
+        g = gc.work.ran[i];
+      }
+      scan_g(h, w, g, self, true);
+    }
+    const std::uint64_t written = rescan_dirty(gc, w, true);
+    const std::uint64_t before = w.marked_bytes;
+    drain_slices(gc, w);
+    if (w.marked_bytes - before < (std::uint64_t(256) << 10) && written < (std::uint64_t(4) << 20)) break;
+  }
+}
 
 std::atomic<int> gc_nomalloc_window{0};
 

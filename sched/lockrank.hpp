@@ -55,6 +55,9 @@
 //     90  gcwork      work.full's lock         gc/mgc.hpp           leaf; mark helper
 //                                                                   threads (no M) too
 //     95  stackalloc  StackAllocator::mu_      sched/stack.hpp      leaf
+//     97  gcran       work.ranLock             gc/mgc.hpp           leaf: taken in
+//                                                                   casgstatus, under
+//                                                                   channel and sema locks
 //     99  tracewriter the GORO_TRACE writer    sched/trace.cpp      leaf: events are
 //                                                                   emitted under any lock
 //
@@ -91,6 +94,7 @@ enum class LockRank : std::uint8_t {
   forcegc = 82,
   gcwork = 90,
   stackalloc = 95,
+  gcran = 97,
   tracewriter = 99,
 };
 

@@ -161,6 +161,14 @@ void casgstatus(G* g, Gstatus from, Gstatus to) {
   (void)from;
   g->status.store(to, std::memory_order_release);
 #endif
+  // During a concurrent mark, a G that runs, or is readied (its waker may
+  // have written into its stack: a channel's direct send), goes on the
+  // mark's list of stacks to rescan at mark termination (gc/mgcmark.cpp),
+  // once per cycle. gc_mark_gen changes only with the world stopped, so a G
+  // on a P reads it up to date.
+  const std::uint32_t gen = gc_mark_gen.load(std::memory_order_relaxed);
+  if (gen != 0 && g->gcrangen != gen && (to == Gstatus::running || to == Gstatus::runnable))
+    gc_note_ran(g, gen);
 }
 
 // ---------------------------------------------------------------------------

@@ -203,6 +203,11 @@ int procresize(int nprocs);      // world stopped, sched.lock held
 
 // Status transitions, checked in debug builds.
 void casgstatus(G* g, Gstatus from, Gstatus to);
+// gc_mark_gen is the running concurrent mark's cycle number, 0 when no
+// concurrent mark runs; written only with the world stopped (gc/mgc.cpp).
+extern std::atomic<std::uint32_t> gc_mark_gen;
+// gc_note_ran puts g on the concurrent mark's rescan list (gc/mgcmark.cpp).
+void gc_note_ran(G* g, std::uint32_t gen);
 
 void sleep_until_ns(std::int64_t when);  // time.cpp
 

@@ -145,6 +145,10 @@ struct alignas(64) G {
   // run slice (set by goready, consumed by execute).
   std::uint64_t trace_flow = 0;
   std::uint64_t trace_waker = 0;
+  // gcrangen: the GC cycle (gc_mark_gen) in whose concurrent mark this G
+  // last ran or was readied, and so was put on the list of stacks that mark
+  // termination rescans (casgstatus, gc/mgcmark.cpp gc_note_ran).
+  std::uint32_t gcrangen = 0;
 };
 
 // P status, as Go's _P* constants. Transitions happen under sched.lock

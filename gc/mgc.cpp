@@ -404,10 +404,14 @@ void GcStateFree::operator()(GcState* s) const {
 }
 
 void gc_init(Runtime* r) {
+  gc_mark_gen.store(0, std::memory_order_relaxed);
   r->gc.reset(new GcState(r));
 }
 
 void gc_teardown(Runtime* r) {
+  // A collector abandoned at exit (stop_the_world gives up once main has
+  // returned) leaves its concurrent mark on: nothing may note Gs any more.
+  gc_mark_gen.store(0, std::memory_order_relaxed);
   r->gc.reset();
 }
 

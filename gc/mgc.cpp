@@ -1,29 +1,37 @@
 // mgc.cpp — the collector's cycle, its pacing and its public API (Go's
 // mgc.go, mgcpacer.go, and the forcegc part of proc.go).
 //
-// A cycle (gcStart .. gcMarkTermination, stop-the-world flavour):
+// A cycle (gcStart .. gcMarkTermination), mostly concurrent:
 //   1. Sweep termination, world running: the starting goroutine sweeps
 //      whatever the previous cycle left unswept (usually nothing: the
-//      background sweeper got there first).
+//      background sweeper got there first). Dirty-page tracking starts
+//      (start_tracking: the full pointer spans are write-protected).
 //   2. stop_the_world("GC"); take noplock so that P-less goroutines (inside
 //      blocking(), or hogs the preemption signal took the P from) cannot
 //      allocate while the heap is inspected.
 //   3. Run the cleanup hooks, in registration order (sync.Pool drops its
 //      caches here, as Go's poolCleanup does).
-//   4. Return every mcache's spans to their mcentrals and mark from the roots
-//      (mgcmark.cpp).
-//   5. Move every span onto an unswept list (a few list splices), set the next
-//      goal, release noplock and start_the_world.
-//   6. Wake the background sweeper; print the gctrace line.
-// The pause therefore costs the mark plus O(P + size classes), never a sweep.
+//   4. Return every mcache's spans to their mcentrals; note the goroutines
+//      running without a P (gc_mark_begin); release noplock; start the world.
+//   5. Mark concurrently on this goroutine (gc_mark_concurrent, mgcmark.cpp).
+//   6. stop_the_world("GC mark termination"), noplock, uncache again; rescan
+//      what may have changed and finish the mark (gc_mark_termination).
+//   7. Move every span onto an unswept list (a few list splices), set the next
+//      goal, release noplock, start the world, unprotect the heap.
+//   8. Wake the background sweeper; print the gctrace line.
+// The pauses cost O(P + size classes) and the termination's rescan, never a
+// sweep. With GORO_DEBUG=gcstoptheworld=1, or no dirty-page tracking
+// (mdirty.hpp), steps 4-6 collapse into one mark inside the first pause.
 //
-// Pacing (gcController): after a cycle that marked `live` bytes the next one
-// starts when heap_live reaches live * (1 + GOGC/100), and never before 4 MiB.
+// Pacing (gcController): after a cycle that marked `live` bytes the goal of
+// the next one is live * (1 + GOGC/100), never below 4 MiB; a concurrent
+// cycle starts at the trigger, 4/10 of the way there (set_goal).
 // heap_live grows when an mcache takes a span (by the span's free bytes) or a
 // large object is allocated; the check happens in the allocation slow path,
-// and the allocating goroutine runs the cycle itself. Goroutines that arrive
-// while a cycle is running wait on gcsema and, finding num_gc moved on,
-// carry on allocating. GOGC < 0 turns this off; collect() still runs.
+// and the allocating goroutine wakes the GC goroutine (the forcegc helper)
+// at the trigger, or at the goal runs the cycle itself; goroutines that reach
+// the goal while a cycle is running wait on gcsema and, finding num_gc moved
+// on, carry on allocating. GOGC < 0 turns this off; collect() still runs.
 //
 // forcegc: a helper goroutine parks (force_gc_idle); sysmon readies it when
 // no cycle ran for cfg.forcegc_ms (Go: forcegcperiod, 2 minutes).
@@ -37,7 +45,9 @@
 // Invariants:
 //   - One cycle at a time (work.startSema, "gcsema"); cycles are numbered by
 //     num_gc (work.cycles).
-//   - work.marking is true only with the world stopped and noplock held.
+//   - work.marking is true from the first stop to the end of the second.
+//   - gc_mark_gen is non-zero only during a concurrent mark (set and cleared
+//     with the world stopped).
 //   - heapGoal >= heapMinimum whenever GOGC >= 0.
 //   - Locks are ranked (sched/lockrank.hpp has the one order).
 #include <algorithm>

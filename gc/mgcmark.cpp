@@ -28,7 +28,19 @@
 //   - the finalizer queue, and what objects with pending finalizers point
 //     to (not the objects themselves: mark_finalizable, Go's markrootSpans).
 //
-// Parallel marking: the collecting goroutine scans the roots, then it and
+// The concurrent mark (gc_mark_concurrent; docs/gc.md "The concurrent mark"
+// has the invariant and its proof sketch): the same roots are read with the
+// world running — parked stacks only, roots under their locks — and drained
+// by the GC goroutine in slices. What the program changes meanwhile is caught
+// afterwards: heap pages written since tracking began (mdirty.hpp; every
+// marked object on such a page is rescanned there, and every unmarked one with
+// a finalizer), the stacks of goroutines that ran or were readied (the rescan
+// list, gc_note_ran), and the roots, rescanned whole. Passes over those run
+// concurrently first; mark termination redoes them with the world stopped and
+// drains. New objects are allocated white: the termination reaches the live
+// ones.
+//
+// Parallel marking (in a pause): the collecting goroutine scans the roots, then it and
 // min(GOMAXPROCS, CPUs, 8) - 1 helper threads drain together. Each worker has
 // its own mark stack; one with a long stack, seeing others idle, gives half
 // to a shared list (Go's work.full) from which idle workers take. Greying is

@@ -2,6 +2,8 @@
 package main
 
 import (
+	"fmt"
+	"os"
 	"runtime"
 	"sort"
 	"sync"
@@ -276,7 +278,9 @@ func benchGCParked() []result {
 // of 5 runs after a warm-up run. A second line "gcmutator_cycles" gives the
 // number of cycles that ran during the second. The mutator allocates nothing,
 // so no cycle starts by itself during the first (it is measured again, up to
-// 3 times, if one did); every pass checks the list's length.
+// 3 times, if one did); every pass checks the list's length. It needs
+// GOMAXPROCS >= 2 (the collecting goroutine has a P of its own) and skips
+// itself with fewer: on one P it would measure how the scheduler shares it.
 // goro twin: the same list and passes, collect() in a loop on another
 // goroutine, counters "ratio" and "cycles".
 const mutatorPasses = 64
@@ -297,6 +301,10 @@ func swapPairs(head *node64) int {
 }
 
 func benchGCMutator() []result {
+	if runtime.GOMAXPROCS(0) < 2 {
+		fmt.Fprintln(os.Stderr, "peers: gcmutator needs GOMAXPROCS >= 2: skipped")
+		return nil
+	}
 	const bytes = 100 << 20
 	const wantPairs = (bytes/64 - 1) / 2
 	gcHead = buildList(bytes)

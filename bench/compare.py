@@ -2,12 +2,16 @@
 """Print the goro-vs-Go benchmark table (see bench/README.md and BENCH.md).
 
 Usage: python3 bench/compare.py [--build-dir BUILD] [--only name,name] [--procs N]
+                                [--env NAME=VALUE]... [--gcstoptheworld 0|1|both]
 
 Builds the Go peers (bench/peers/go) into BUILD/bench/peers, runs each row's
 goro Google Benchmark program from BUILD/bench/ and its Go peer, each in its
 own process with GOMAXPROCS=N (default 2) and, row by row, side by side, and
 prints a Markdown table of the medians with the ratio goro/Go and the target
-from BENCH.md. It is a report: the exit status is 0 even when targets are
+from BENCH.md. --gcstoptheworld 1 runs both runtimes in their
+stop-the-world GC mode (GORO_DEBUG / GODEBUG gcstoptheworld=1); "both" runs
+every row in both modes and prints them side by side; --env sets further
+variables. It is a report: the exit status is 0 even when targets are
 missed, non-zero only if nothing at all could be run. Standard library only.
 """
 
@@ -34,7 +38,8 @@ PEERS_SRC = os.path.join(HERE, "peers", "go")
 #               `unit`; anything else: the name of a user counter whose median
 #               is already in `unit`
 #   go_name     the "name" of the Go peer's JSON result line
-#   unit        "ns/op", "us", "ms", "s", "B" or "news"
+#   unit        "ns/op", "us", "ms", "s", "B", "news", "cpus" (CPU time / wall
+#               time), "x" (a ratio of two times) or "cycles"
 #   target      the goro/Go ratio to meet (BENCH.md), or None
 #   absolute    True when target is an absolute bound on the goro value
 Row = collections.namedtuple(
@@ -66,8 +71,18 @@ ROWS = [
     Row("alloc",              G, "alloc",              "real_time",    "alloc",              "ns/op", 1.0),
     Row("binarytrees",        G, "binarytrees",        "ms",           "binarytrees",        "ms",    1.0),
     Row("binarytrees_pause",  G, "binarytrees",        "max_pause_ms", "binarytrees_pause",  "ms",    2.0),
+    Row("binarytrees_p99",    G, "binarytrees",        "p99_pause_ms", "binarytrees_p99",    "ms",    None),
     Row("gcpause100m",        G, "gcpause100m",        "ms",           "gcpause100m",        "ms",    1.0),
+    Row("gcpause100m_pause",  G, "gcpause100m",        "pause_ms",     "gcpause100m_pause",  "ms",    2.0, True),
+    Row("gcpause100m_cpu",    G, "gcpause100m",        "cpus",         "gcpause100m_cpu",    "cpus",  None),
     Row("gcpause1g",          G, "gcpause1g",          "ms",           "gcpause1g",          "ms",    1.0),
+    Row("gcpause1g_pause",    G, "gcpause1g",          "pause_ms",     "gcpause1g_pause",    "ms",    None),
+    Row("gcpause1g_cpu",      G, "gcpause1g",          "cpus",         "gcpause1g_cpu",      "cpus",  None),
+    Row("gcparked",           G, "gcparked",           "ms",           "gcparked",           "ms",    None),
+    Row("gcparked_pause",     G, "gcparked",           "pause_ms",     "gcparked_pause",     "ms",    None),
+    Row("gcparked_cpu",       G, "gcparked",           "cpus",         "gcparked_cpu",       "cpus",  None),
+    Row("gcmutator",          G, "gcmutator",          "ratio",        "gcmutator",          "x",     None),
+    Row("gcmutator_cycles",   G, "gcmutator",          "cycles",       "gcmutator_cycles",   "cycles", None),
     Row("pool",               P, "pool",               "real_time",    "pool",               "ns/op", 0.8),
     Row("pool_parallel",      P, "pool_parallel",      "real_time",    "pool_parallel",      "ns/op", 0.8),
     Row("pool_overflow",      P, "pool_overflow",      "real_time",    "pool_overflow",      "ns/op", None),
@@ -82,8 +97,35 @@ ROWS = [
 GORO_BINS = [S, C, G, P, N]
 
 # Go result lines printed by another peer benchmark than their own name.
-PEER_ARG = {"binarytrees_pause": "binarytrees", "blocking_syscall": "blocking",
-            "parked_sys": "parked"}
+PEER_ARG = {"binarytrees_pause": "binarytrees", "binarytrees_p99": "binarytrees",
+            "blocking_syscall": "blocking", "parked_sys": "parked",
+            "gcpause100m_pause": "gcpause100m", "gcpause100m_cpu": "gcpause100m",
+            "gcpause1g_pause": "gcpause1g", "gcpause1g_cpu": "gcpause1g",
+            "gcparked_pause": "gcparked", "gcparked_cpu": "gcparked",
+            "gcmutator_cycles": "gcmutator"}
+
+# Variables holding comma-separated name=value settings: --env and
+# --gcstoptheworld add to what the environment already holds there (a later
+# setting wins in both parsers) instead of replacing it.
+DEBUG_VARS = ("GORO_DEBUG", "GODEBUG")
+
+
+
+# --gcstoptheworld: the modes to run, each (title, settings). With
+# gcstoptheworld=1 neither runtime lets a goroutine run during the mark:
+# goro marks inside its pause; Go 1.19 starts the world but keeps user
+# goroutines descheduled until mark termination, so its PauseNs still counts
+# only the two short stop-the-world phases (see README.md).
+def gc_settings(v):
+    return [("GORO_DEBUG", "gcstoptheworld=%d" % v), ("GODEBUG", "gcstoptheworld=%d" % v)]
+
+
+GC_MODES = {
+    None: [("", [])],
+    "0": [("concurrent GC", gc_settings(0))],
+    "1": [("stop-the-world GC", gc_settings(1))],
+    "both": [("concurrent GC", gc_settings(0)), ("stop-the-world GC", gc_settings(1))],
+}
 
 # Nanoseconds per Google Benchmark time_unit, and per table unit.
 NS = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
@@ -247,6 +289,75 @@ def goro_value(entry, row):
 
 # ------------------------------------------------------------------ table --
 
+def with_settings(env, settings):
+    """env with each (name, value) set; appended to a DEBUG_VARS variable."""
+    env = dict(env)
+    for name, value in settings:
+        if name in DEBUG_VARS and env.get(name):
+            env[name] = env[name] + "," + value
+        else:
+            env[name] = value
+    return env
+
+
+def parse_env(items, ap):
+    out = []
+    for item in items:
+        name, eq, value = item.partition("=")
+        if not eq or not name:
+            ap.error("--env %r: expected NAME=VALUE" % item)
+        out.append((name, value))
+    return out
+
+
+def target_of(row, g, ratio):
+    """The target column and whether it is met, for goro value g."""
+    if row.target is None:
+        return "—", "—"
+    if row.absolute:
+        return ("≤ %g %s abs" % (row.target, row.unit),
+                "—" if g is None else ("yes" if g <= row.target else "**no**"))
+    return ("≤ %g" % row.target,
+            "—" if ratio is None else ("yes" if ratio <= row.target else "**no**"))
+
+
+def ratio_of(g, o):
+    return g / o if g is not None and o else None
+
+
+def fmt_ratio(r):
+    return "—" if r is None else "%.2f" % r
+
+
+def print_table(table, titles):
+    """table: [(row, [(goro, go) per mode])]. One mode: the classic table;
+    two: each side's value and ratio per mode, side by side, the target
+    judged on the first mode."""
+    if len(titles) == 1:
+        print("| benchmark | goro | Go | unit | ratio goro/Go | target | met? |")
+        print("|---|--:|--:|---|--:|---|---|")
+        for row, vals in table:
+            g, o = vals[0]
+            ratio = ratio_of(g, o)
+            target, met = target_of(row, g, ratio)
+            print("| %s | %s | %s | %s | %s | %s | %s |" % (
+                row.name, fmt(g), fmt(o), row.unit, fmt_ratio(ratio), target, met))
+        return
+    head = ["benchmark", "unit"]
+    for t in titles:
+        head += ["goro (%s)" % t, "Go (%s)" % t, "ratio (%s)" % t]
+    head += ["target (%s)" % titles[0], "met?"]
+    print("| " + " | ".join(head) + " |")
+    print("|---|---|" + "--:|--:|--:|" * len(titles) + "---|---|")
+    for row, vals in table:
+        cells = [row.name, row.unit]
+        for g, o in vals:
+            cells += [fmt(g), fmt(o), fmt_ratio(ratio_of(g, o))]
+        g, o = vals[0]
+        cells += list(target_of(row, g, ratio_of(g, o)))
+        print("| " + " | ".join(cells) + " |")
+
+
 def fmt(v):
     if v is None:
         return "—"
@@ -270,7 +381,17 @@ def main():
     ap.add_argument("--procs", type=int, default=2, help="GOMAXPROCS for both sides (default 2)")
     ap.add_argument("--timeout", type=float, default=1800,
                     help="seconds allowed per benchmark process (default 1800)")
+    ap.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                    help="set NAME=VALUE for both sides' benchmark processes (repeatable); "
+                         "GORO_DEBUG and GODEBUG settings are added to those already set")
+    ap.add_argument("--gcstoptheworld", choices=["0", "1", "both"], default=None,
+                    help="1: both runtimes in their stop-the-world GC mode, no goroutine "
+                         "runs during the mark (GORO_DEBUG=gcstoptheworld=1, "
+                         "GODEBUG=gcstoptheworld=1); "
+                         "0: concurrent marking (the default, set explicitly); both: every row "
+                         "in both modes, printed side by side")
     args = ap.parse_args()
+    extra = parse_env(args.env, ap)
 
     rows = ROWS
     if args.only:
@@ -284,6 +405,8 @@ def main():
     build_dir = os.path.abspath(args.build_dir)
     bench_dir = os.path.join(build_dir, "bench")
     env = dict(os.environ, GOMAXPROCS=str(args.procs))
+    modes = GC_MODES[args.gcstoptheworld]
+    mode_envs = [with_settings(env, extra + settings) for _, settings in modes]
 
     peers = build_peers(build_dir, env)
     progs = list_goro(bench_dir, env)
@@ -292,41 +415,35 @@ def main():
     table = []
     for row in rows:
         path = find_goro(progs, bench_dir, row)
-        g = None
-        if path is not None:
-            key = (path, row.goro_bench)
-            if key not in goro_cache:
-                goro_cache[key] = run_goro(path, row.goro_bench, env, args.timeout)
-            g = goro_value(goro_cache[key], row)
-        elif os.path.join(bench_dir, row.goro_bin) in progs:
+        if path is None and os.path.join(bench_dir, row.goro_bin) in progs:
             note("goro %s: no such benchmark in %s" % (row.goro_bench, ", ".join(
                 os.path.basename(p) for p in progs)))
-        o = None
-        if peers is not None:
-            arg = PEER_ARG.get(row.go_name, row.go_name)
-            if arg not in go_cache:
-                go_cache[arg] = run_peer(peers, arg, env, args.timeout)
-            o = go_cache[arg].get(row.go_name)
-        table.append((row, g, o))
+        vals = []
+        for m, ((title, _), menv) in enumerate(zip(modes, mode_envs)):
+            if title:
+                progress("mode: " + title)
+            g = None
+            if path is not None:
+                key = (m, path, row.goro_bench)
+                if key not in goro_cache:
+                    goro_cache[key] = run_goro(path, row.goro_bench, menv, args.timeout)
+                g = goro_value(goro_cache[key], row)
+            o = None
+            if peers is not None:
+                arg = PEER_ARG.get(row.go_name, row.go_name)
+                if (m, arg) not in go_cache:
+                    go_cache[(m, arg)] = run_peer(peers, arg, menv, args.timeout)
+                o = go_cache[(m, arg)].get(row.go_name)
+            vals.append((g, o))
+        table.append((row, vals))
 
-    ran = any(g is not None or o is not None for _, g, o in table)
+    ran = any(g is not None or o is not None for _, vals in table for g, o in vals)
 
-    print("GOMAXPROCS=%d, medians of 5 runs (lower is better)\n" % args.procs)
-    print("| benchmark | goro | Go | unit | ratio goro/Go | target | met? |")
-    print("|---|--:|--:|---|--:|---|---|")
-    for row, g, o in table:
-        ratio = g / o if g is not None and o else None
-        if row.target is None:
-            target, met = "—", "—"
-        elif row.absolute:
-            target = "≤ %g %s abs" % (row.target, row.unit)
-            met = "—" if g is None else ("yes" if g <= row.target else "**no**")
-        else:
-            target = "≤ %g" % row.target
-            met = "—" if ratio is None else ("yes" if ratio <= row.target else "**no**")
-        print("| %s | %s | %s | %s | %s | %s | %s |" % (
-            row.name, fmt(g), fmt(o), row.unit,
-            "—" if ratio is None else "%.2f" % ratio, target, met))
+    settings = " ".join("%s=%s" % kv for kv in extra)
+    print("GOMAXPROCS=%d, medians of 5 runs (lower is better)%s%s\n" % (
+        args.procs, "; " + settings if settings else "",
+        "".join("; %s: %s" % (t, " ".join("%s=%s" % kv for kv in st)) for t, st in modes if t)))
+    print_table(table, [t for t, _ in modes])
     if notes:
         print()
         for n in notes:

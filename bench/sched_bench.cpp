@@ -367,13 +367,8 @@ BENCHMARK(BM_handoff)->Name("handoff")->Iterations(1)->UseManualTime()->Unit(ben
 // idle — mirrors benchIdle: CPU burnt by an idle runtime. main sleeps 5 s
 // (PEERS_IDLE_SECONDS overrides, as for the Go peer) with the default procs;
 // counter "cpu_s" is the user+sys CPU time of the whole process
-// (getrusage(RUSAGE_SELF)) over that window. No warm-up.
-double cpu_seconds() {
-  struct rusage ru {};
-  getrusage(RUSAGE_SELF, &ru);
-  auto tv = [](const struct timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
-  return tv(ru.ru_utime) + tv(ru.ru_stime);
-}
+// (getrusage(RUSAGE_SELF), cpu_seconds in bench_util.hpp) over that window.
+// No warm-up.
 
 void BM_idle(benchmark::State& state) {
   double secs = 5.0;

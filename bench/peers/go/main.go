@@ -141,7 +141,7 @@ func order(name string) int {
 	for i, n := range []string{
 		"spawn", "yield", "sleep_wakeup", "pingpong", "prodcons", "select", "threadring",
 		"skynet", "skynet_wg", "mutex", "timers", "parked", "blocking", "handoff", "idle",
-		"alloc", "binarytrees", "gcpause100m", "gcpause1g",
+		"alloc", "binarytrees", "gcpause100m", "gcpause1g", "gcparked", "gcmutator",
 		"pool", "pool_parallel", "pool_overflow", "pool_steal", "pool_expensive_new",
 		"net_pingpong", "net_echo", "net_accept", "net_idle",
 	} {

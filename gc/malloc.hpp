@@ -219,7 +219,7 @@ std::uint64_t gc_mark_roots_and_heap(G* self);  // returns the marked bytes
 // concurrent part runs on the collecting goroutine with the world running;
 // termination (world stopped) returns the bytes marked by the whole mark.
 void gc_mark_begin(G* self, std::uint32_t gen);
-void gc_mark_concurrent(G* self);
+void gc_mark_concurrent(G* self, const void* callers);  // callers: see gc_cycle_locked
 std::uint64_t gc_mark_termination(G* self);
 void gc_mark_end();
 struct workType;

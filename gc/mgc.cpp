@@ -128,7 +128,10 @@ bool start_tracking(GcState& gc) {
 }
 
 // gc_cycle_locked runs one cycle; gcsema held, on a goroutine with a P.
-void gc_cycle_locked(bool forced) {
+// callers: the frame address of the runtime entry that asked for the cycle
+// (collect(), the allocation slow path), or nullptr: the frames above it
+// are the user's, and the concurrent mark scans them (mgcmark.cpp).
+void gc_cycle_locked(bool forced, const void* callers = nullptr) {
   Runtime* r = rt();
   GcState& gc = *r->gc;
   mheap& h = gc.heap;
@@ -178,7 +181,7 @@ void gc_cycle_locked(bool forced) {
     h.noplock.unlock();
     tm0 = nanotime();
     start_the_world();
-    gc_mark_concurrent(self);
+    gc_mark_concurrent(self, callers);
     tm1 = nanotime();
     stop_the_world("GC mark termination");
     h.noplock.lock();
@@ -257,10 +260,10 @@ void gc_cycle_locked(bool forced) {
 }
 
 // gc_run_cycle takes gcsema and runs a cycle (gcStart's entry).
-void gc_run_cycle(bool forced) {
+void gc_run_cycle(bool forced, const void* callers = nullptr) {
   std::atomic<std::uint32_t>* sema = &gcs().work.startSema;
   semacquire(sema, false, WaitReason::gc_stop_the_world);
-  gc_cycle_locked(forced);
+  gc_cycle_locked(forced, callers);
   semrelease(sema, false);
 }
 
@@ -364,7 +367,8 @@ void gc_maybe_trigger() {
   const std::uint64_t n = gc.work.cycles.load(std::memory_order_relaxed);
   semacquire(&gc.work.startSema, false, WaitReason::gc_stop_the_world);
   // Another goroutine may have run the cycle while we waited.
-  if (gc.work.cycles.load(std::memory_order_relaxed) == n && over_goal()) gc_cycle_locked(false);
+  if (gc.work.cycles.load(std::memory_order_relaxed) == n && over_goal())
+    gc_cycle_locked(false, __builtin_frame_address(0));
   semrelease(&gc.work.startSema, false);
 }
 
@@ -446,13 +450,17 @@ using namespace goro::detail;
 
 void collect() {
   Entry e("goro::gc::collect");
-  gc_run_cycle(true);
+  gc_run_cycle(true, __builtin_frame_address(0));
   // Like runtime.GC, return with the heap swept: the statistics are final
   // and finalizers of this cycle's garbage are queued. Memory free since
   // before the previous cycle goes back to the OS now rather than whenever
   // the background sweeper gets a turn.
   finish_sweep();
   mheap_scavenge(gcs().work.cycles.load(std::memory_order_relaxed));
+  // Go's runtime.GC yields while it finishes the sweep; a goroutine calling
+  // collect() in a loop must not keep the others off a lone P (its cycles
+  // run inside the runtime, where the preemption signal leaves it alone).
+  gosched();
 }
 
 int set_percent(int pct) {

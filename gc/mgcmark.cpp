@@ -566,7 +566,7 @@ void gc_mark_end() { gc_mark_gen.store(0, std::memory_order_relaxed); }
 // point to, drains, then rescans the pages written meanwhile (re-protecting
 // them) until few are left for the pause. It marks with fetch_or, since
 // allocation sets mark bits in the same words.
-void gc_mark_concurrent(G* self) {
+void gc_mark_concurrent(G* self, const void* callers) {
   Runtime* r = rt();
   GcState& gc = *r->gc;
   const mheap& h = gc.heap;
@@ -574,6 +574,17 @@ void gc_mark_concurrent(G* self) {
   w.marked_bytes = 0;
   w.stack.clear();
   auto scan = [&](std::uintptr_t lo, std::uintptr_t hi) { scanblock(h, w, lo, hi); };
+  // This goroutine's own callers first (collect()'s caller holds what it
+  // allocated): they cannot change while it marks; the pause rescans them.
+  // The callers of the runtime entry that asked for this cycle (collect()'s
+  // caller holds what it allocated): user frames, which cannot change while
+  // this goroutine marks; the pause rescans them with the rest of the stack.
+  // Not this goroutine's runtime frames below them: they hold stale words
+  // (sweep's, of objects queued for finalization) that would keep dead
+  // objects alive.
+  const auto top = reinterpret_cast<std::uintptr_t>(self->fiber.stack_hi);
+  const auto from = reinterpret_cast<std::uintptr_t>(callers);
+  if (from > reinterpret_cast<std::uintptr_t>(self->fiber.stack_lo) && from < top) scan(from, top);
   finq_lock();
   roots_lock_all();
   roots_for_each(scan);

@@ -585,5 +585,44 @@ TEST_F(Death, SchedtraceDetail) {
       ".*\n  P1: status=.*\n  M[0-9]+: p=-?[0-9]+ curg=.*\n  G1: status=[0-9]+");
 }
 
+// The gctrace line per mode: concurrent (the default: two short stops, no
+// suffix), gcstoptheworld=1, and the fallback gcuffd=0, which says once why.
+TEST_F(Death, GctraceConcurrentMark) {
+  EXPECT_EXIT(
+      {
+        setenv("GORO_DEBUG", "gctrace=1", 1);
+        goro::run(procs(2), [] { goro::gc::collect(); });
+        std::exit(0);
+      },
+      ExitedWithCode(0),
+      "gc 1 @[0-9.]+s [0-9]+%: [0-9.]+\\+[0-9.]+\\+[0-9.]+ ms clock, [0-9]+->[0-9]+->[0-9]+ MB, "
+      "[0-9]+ MB goal, 2 P \\(forced\\)\n");
+}
+
+TEST_F(Death, GctraceStopTheWorldMark) {
+  EXPECT_EXIT(
+      {
+        setenv("GORO_DEBUG", "gctrace=1,gcstoptheworld=1", 1);
+        goro::run(procs(2), [] { goro::gc::collect(); });
+        std::exit(0);
+      },
+      ExitedWithCode(0), "gc 1 @.* 2 P \\(forced\\) \\(stop-the-world mark\\)\n");
+}
+
+TEST_F(Death, GctraceSaysWhyTheMarkIsNotConcurrent) {
+  EXPECT_EXIT(
+      {
+        setenv("GORO_DEBUG", "gctrace=1,gcuffd=0", 1);
+        goro::run(procs(2), [] {
+          goro::gc::collect();
+          goro::gc::collect();
+        });
+        std::exit(0);
+      },
+      ExitedWithCode(0),
+      "^gc: dirty-page tracking off \\(GORO_DEBUG=gcuffd=0\\): every mark runs with the world "
+      "stopped\ngc 1 @.*\\(stop-the-world mark\\)\ngc 2 @.*\\(stop-the-world mark\\)\n$");
+}
+
 }  // namespace
 }  // namespace goro::test

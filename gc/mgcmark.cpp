@@ -537,8 +537,8 @@ std::atomic<std::uint32_t> gc_mark_gen{0};
 void gc_note_ran(G* g, std::uint32_t gen) {
   workType& work = gcs().work;
   std::lock_guard<Lock> lk(work.ranLock);
-  if (g->gcrangen == gen) return;
-  g->gcrangen = gen;
+  if (g->gcrangen.load(std::memory_order_relaxed) == gen) return;
+  g->gcrangen.store(gen, std::memory_order_relaxed);
   work.ran.push_back(g);
 }
 

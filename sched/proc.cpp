@@ -167,7 +167,8 @@ void casgstatus(G* g, Gstatus from, Gstatus to) {
   // once per cycle. gc_mark_gen changes only with the world stopped, so a G
   // on a P reads it up to date.
   const std::uint32_t gen = gc_mark_gen.load(std::memory_order_relaxed);
-  if (gen != 0 && g->gcrangen != gen && (to == Gstatus::running || to == Gstatus::runnable))
+  if (gen != 0 && g->gcrangen.load(std::memory_order_relaxed) != gen &&
+      (to == Gstatus::running || to == Gstatus::runnable))
     gc_note_ran(g, gen);
 }
 

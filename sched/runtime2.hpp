@@ -148,7 +148,7 @@ struct alignas(64) G {
   // gcrangen: the GC cycle (gc_mark_gen) in whose concurrent mark this G
   // last ran or was readied, and so was put on the list of stacks that mark
   // termination rescans (casgstatus, gc/mgcmark.cpp gc_note_ran).
-  std::uint32_t gcrangen = 0;
+  std::atomic<std::uint32_t> gcrangen{0};  // atomic: gc_mark_begin writes it for Ms in syscalls
 };
 
 // P status, as Go's _P* constants. Transitions happen under sched.lock

@@ -449,6 +449,223 @@ TEST_P(GcConcurrent, StackToHeapAndBack) {
   EXPECT_EQ(verdict.bad.load(), 0) << "of " << verdict.verified.load() << " checks";
 }
 
+// ---- 3. channels -------------------------------------------------------------
+
+// ring runs one ring of stages that pass the only pointer to each object
+// along: a buffered channel (the ring itself), an unbuffered hop, a buffered
+// hop, a select that sends on an unbuffered or a buffered channel, and a
+// select that receives from both. Each stage checks and touches what it
+// receives. Once the collector stops, the head keeps what comes back in
+// `home` instead of sending it round again; then the stages are closed down.
+[[gnu::noinline]] void fill_ring(const goro::Chan<Obj*>& ring, std::uint64_t first, std::size_t n) {
+  for (std::size_t i = 0; i < n; i++) ring.send(new_obj(first + i));
+}
+
+void run_ring(int r, std::size_t n, Obj** home, Cycles& cycles, std::atomic<long>& hops) {
+  auto ring = goro::make_chan<Obj*>(n);
+  auto c1 = goro::make_chan<Obj*>();
+  auto c2 = goro::make_chan<Obj*>(4);
+  auto c3a = goro::make_chan<Obj*>();
+  auto c3b = goro::make_chan<Obj*>(2);
+  fill_ring(ring, static_cast<std::uint64_t>(r) * n, n);
+  goro::WaitGroup stages;
+  stages.add(3);
+  goro::go([c1, c2, &stages] {
+    for (Obj* p : c1) {
+      check(p, "unbuffered hop");
+      touch(p);
+      c2.send(p);
+    }
+    c2.close();
+    stages.done();
+  });
+  goro::go([c2, c3a, c3b, &stages] {
+    for (Obj* p : c2) {
+      check(p, "buffered hop");
+      touch(p);
+      goro::select(goro::case_send(c3a, p), goro::case_send(c3b, p));
+    }
+    c3a.close();
+    c3b.close();
+    stages.done();
+  });
+  goro::go([c3a, c3b, ring, r, &stages, &hops] {
+    Rng rng(static_cast<std::uint64_t>(r) + 200);
+    goro::Chan<Obj*> a = c3a, b = c3b;  // nil once closed: select skips them
+    for (long i = 0; i < 100'000'000 && (a || b); i++) {
+      std::optional<Obj*> got;
+      bool a_closed = false, b_closed = false;
+      goro::select(goro::case_recv(a, [&](std::optional<Obj*> v) { v ? void(got = v) : void(a_closed = true); }),
+                   goro::case_recv(b, [&](std::optional<Obj*> v) { v ? void(got = v) : void(b_closed = true); }));
+      if (a_closed) a = {};
+      if (b_closed) b = {};
+      if (!got) continue;
+      check(*got, "select receive");
+      if (rng.below(8) == 0) goro::yield();  // parked with the only pointer
+      touch(*got);
+      hops.fetch_add(1, std::memory_order_relaxed);
+      ring.send(*got);
+    }
+    stages.done();
+  });
+  std::size_t kept = 0;
+  std::optional<goro::Timer> give_up;
+  for (long i = 0; i < 100'000'000 && kept < n; i++) {
+    if (cycles.running()) {
+      Obj* p = *ring.recv();
+      check(p, "ring head");
+      touch(p);
+      c1.send(p);
+      if (i % 16 == 0) churn(4);
+      continue;
+    }
+    // Draining: every object comes back to the head exactly once.
+    if (!give_up) give_up.emplace(30s);
+    std::optional<Obj*> p;
+    bool timed_out = false;
+    goro::select(goro::case_recv(ring, [&](std::optional<Obj*> v) { p = v; }),
+                 goro::case_recv(give_up->c(), [&] { timed_out = true; }));
+    if (timed_out) {
+      ADD_FAILURE() << "ring " << r << ": " << n - kept << " objects did not come back";
+      break;
+    }
+    if (p && check(*p, "ring drain")) home[kept++] = *p;
+  }
+  if (give_up) give_up->stop();
+  c1.close();
+  stages.wait();
+}
+
+TEST_P(GcConcurrent, ChannelsCarryTheOnlyPointer) {
+  verdict.verified = 0;
+  verdict.bad = 0;
+  run_mode([] {
+    constexpr std::size_t kObjects = 64;
+    constexpr int kRings = 3;
+    Obj** home[kRings];
+    for (auto& h : home) h = goro::gc::make_array<Obj*>(kObjects);
+    std::atomic<long> hops{0};
+    Cycles cycles;
+    goro::WaitGroup wg;
+    for (int r = 0; r < kRings; r++) {
+      wg.add(1);
+      goro::go([&, r] {
+        run_ring(r, kObjects, home[r], cycles, hops);
+        wg.done();
+      });
+    }
+    start_collector(cycles, wg);
+    wg.wait();
+    finish(cycles);
+    IdSet ids(kObjects * kRings);
+    for (Obj** h : home)
+      for (std::size_t i = 0; i < kObjects; i++)
+        if (h[i] != nullptr) ids.add(h[i]);
+    EXPECT_EQ(ids.count, static_cast<long>(kObjects * kRings)) << "objects lost";
+    EXPECT_EQ(ids.dup, 0);
+    EXPECT_EQ(ids.out_of_range, 0);
+    EXPECT_GT(hops.load(), 0);
+  });
+  EXPECT_EQ(verdict.bad.load(), 0) << "of " << verdict.verified.load() << " checks";
+}
+
+// ---- 4. sync.Pool --------------------------------------------------------------
+
+// claim and release keep Obj::owner: an object checked out of the Pool has
+// exactly one owner; getting one that has an owner means it was handed out
+// twice (or freed and made again).
+void claim(Obj* p, std::uint64_t me) {
+  std::uint64_t none = 0;
+  if (!p->owner.compare_exchange_strong(none, me)) report("pool get", p, "is already checked out");
+}
+void release(Obj* p, std::uint64_t me) {
+  if (!p->owner.compare_exchange_strong(me, 0)) report("pool put", p, "changed owner while checked out");
+}
+
+// Mutators get objects from a Pool, hold up to four at a time across parks,
+// and put them back; one goroutine holds eight across three whole cycles, in
+// which the Pool's caches move to the victim cache and are dropped: nothing
+// checked out may be freed with them.
+TEST_P(GcConcurrent, PoolGetPut) {
+  verdict.verified = 0;
+  verdict.bad = 0;
+  run_mode([] {
+    std::atomic<std::uint64_t> next_id{0};
+    goro::Pool<Obj> pool([&next_id] { return new_obj(next_id.fetch_add(1)); });
+    std::atomic<long> gets{0}, puts{0}, long_holds{0};
+    Cycles cycles;
+    goro::WaitGroup wg;
+    for (int w = 0; w < kMutators; w++) {
+      wg.add(1);
+      goro::go([&, w] {
+        const std::uint64_t me = static_cast<std::uint64_t>(w) + 1;
+        Rng rng(me + 300);
+        Obj* held[4] = {};
+        for (long op = 0; op < 50'000'000 && cycles.running(); op++) {
+          Obj*& h = held[rng.below(4)];
+          if (h != nullptr) {
+            check(h, "pool put");
+            release(h, me);
+            touch(h);
+            pool.put(h);
+            h = nullptr;
+            puts.fetch_add(1, std::memory_order_relaxed);
+          } else {
+            h = pool.get();
+            gets.fetch_add(1, std::memory_order_relaxed);
+            if (check(h, "pool get")) claim(h, me);
+          }
+          if (op % 16 == 0) goro::yield();
+          if (op % 32 == 0) churn(4);
+        }
+        for (Obj*& h : held) {
+          if (h == nullptr) continue;
+          if (check(h, "pool final put")) release(h, me);
+          pool.put(h);
+          puts.fetch_add(1, std::memory_order_relaxed);
+        }
+        wg.done();
+      });
+    }
+    wg.add(1);
+    goro::go([&] {
+      constexpr std::uint64_t me = 1000;
+      for (long round = 0; round < 1000 && cycles.running(); round++) {
+        Obj* held[8];
+        for (Obj*& h : held) {
+          h = pool.get();
+          gets.fetch_add(1, std::memory_order_relaxed);
+          if (check(h, "long hold get")) claim(h, me);
+        }
+        const long start = cycles.done.load();
+        for (long i = 0; i < 10'000'000 && cycles.done.load() < start + 3 && cycles.running(); i++) goro::yield();
+        long_holds.fetch_add(1, std::memory_order_relaxed);
+        for (Obj* h : held) {
+          if (check(h, "long hold put")) release(h, me);
+          pool.put(h);
+          puts.fetch_add(1, std::memory_order_relaxed);
+        }
+      }
+      wg.done();
+    });
+    start_collector(cycles, wg);
+    wg.wait();
+    finish(cycles);
+    EXPECT_GT(gets.load(), 0);
+    EXPECT_EQ(gets.load(), puts.load());
+    EXPECT_GT(long_holds.load(), 0);
+    // What the Pool still has (nothing, or whatever survived the last
+    // cycles) is intact too.
+    for (int i = 0; i < 64; i++) {
+      Obj* p = pool.get();
+      if (check(p, "pool after the cycles")) {
+        EXPECT_EQ(p->owner.load(), 0u);
+      }
+    }
+  });
+  EXPECT_EQ(verdict.bad.load(), 0) << "of " << verdict.verified.load() << " checks";
+}
+
 }  // namespace
 
 INSTANTIATE_TEST_SUITE_P(Modes, GcConcurrent,

@@ -34,7 +34,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -82,6 +84,10 @@ const auto kBudget = kSanitized ? 900ms : 550ms;
 const auto kHard = 60s;
 constexpr int kMutators = 4;
 
+// cycle_starts counts the cycles that began, whatever started them (a
+// cleanup hook: it runs at the start of every cycle).
+std::atomic<long> cycle_starts{0};
+
 class GcConcurrent : public goro::test::RuntimeTest,
                      public ::testing::WithParamInterface<std::tuple<int, Mode>> {
  protected:
@@ -93,7 +99,10 @@ class GcConcurrent : public goro::test::RuntimeTest,
     goro::Options o;
     o.procs = std::get<0>(GetParam());
     o.gc_percent = 10;
+    const goro::gc::HookId hook =
+        goro::gc::register_cleanup([] { cycle_starts.fetch_add(1, std::memory_order_relaxed); });
     goro::run(o, body);
+    goro::gc::unregister_cleanup(hook);
   }
 };
 
@@ -218,7 +227,7 @@ void touch(Obj* p) {
     g->id = kGarbage;
     goro::gc::make<Leaf>()->magic = kGarbage;
   }
-  goro::gc::make_array<std::uint64_t>(64)[0] = kGarbage;
+  goro::gc::make_array<std::uint64_t>(512)[0] = kGarbage;
 }
 
 // Rng is a per-goroutine xorshift64*: the choices vary, the assertions do not
@@ -240,20 +249,35 @@ struct Rng {
 // Cycles is the collector goroutine and the stop flag of the mutators.
 struct Cycles {
   std::atomic<bool> stop{false};
-  std::atomic<long> done{0};
+  std::atomic<long> done{0};       // cycles the loop saw finish
+  std::atomic<long> triggered{0};  // of which the heap started (GOGC)
   Deadline hard{kHard};
   // running: the mutators go on (bounded in time by kHard in any case).
   bool running() const { return !stop.load(std::memory_order_relaxed) && !hard.passed(); }
 };
 
-// start_collector runs gc::collect() in a loop on its own goroutine, then
-// sets stop.
+// allocate_until_a_cycle allocates garbage until a cycle starts: at the
+// small GOGC the heap's own trigger fires within a few MiB (the mutators'
+// allocations may get there first). Returns whether one started.
+[[gnu::noinline]] bool allocate_until_a_cycle(const Cycles& c) {
+  const long before = cycle_starts.load();
+  for (long i = 0; i < (64l << 20) / 4096 && !c.hard.passed(); i++) {
+    if (cycle_starts.load() != before) return true;
+    goro::gc::make_array<std::uint64_t>(512)[0] = kGarbage;
+  }
+  return cycle_starts.load() != before;
+}
+
+// start_collector runs cycles in a loop on its own goroutine, then sets
+// stop: gc::collect() and, every other time, a cycle the heap starts by
+// itself.
 void start_collector(Cycles& c, goro::WaitGroup& wg) {
   wg.add(1);
   goro::go([&c, &wg] {
     Deadline budget(kBudget);
     for (long i = 0; i < kMaxCycles && (i < kMinCycles || !budget.passed()) && !c.hard.passed(); i++) {
-      goro::gc::collect();
+      if (i % 2 == 0) goro::gc::collect();
+      else if (allocate_until_a_cycle(c)) c.triggered.fetch_add(1);
       c.done.fetch_add(1);
       goro::yield();
     }
@@ -266,6 +290,7 @@ void start_collector(Cycles& c, goro::WaitGroup& wg) {
 // garbage to reuse what it freed, then the caller's final walk.
 void finish(const Cycles& c) {
   EXPECT_GE(c.done.load(), kMinCycles) << "the collector loop was cut short by the hard deadline";
+  EXPECT_EQ(c.triggered.load(), c.done.load() / 2) << "the heap did not start a cycle at GOGC=10";
   goro::gc::collect();
   churn(2000);
 }
@@ -662,6 +687,403 @@ TEST_P(GcConcurrent, PoolGetPut) {
         EXPECT_EQ(p->owner.load(), 0u);
       }
     }
+  });
+  EXPECT_EQ(verdict.bad.load(), 0) << "of " << verdict.verified.load() << " checks";
+}
+
+// ---- 5. the kernel writes into the heap -----------------------------------------
+
+// Msg is a scanned object (it holds a pointer) that read(2) writes into.
+struct Msg {
+  Obj* link;
+  std::uint64_t seq;
+  std::uint8_t bytes[4000];
+};
+
+// The byte at offset off of stream s.
+std::uint8_t pattern(std::uint64_t s, std::uint64_t off) {
+  return static_cast<std::uint8_t>(mix(s * 0x100000001ull + off / 8) >> (off % 8 * 8));
+}
+
+// write_all and read_full are write(2) and read(2) inside blocking(): the
+// goroutine may block in the kernel, without its P, while a cycle runs.
+bool write_all(int fd, const void* p, std::size_t n) {
+  const auto* b = static_cast<const std::uint8_t*>(p);
+  for (std::size_t done = 0; done < n;) {
+    const ssize_t k = goro::blocking([&] { return ::write(fd, b + done, n - done); });
+    if (k < 0 && errno == EINTR) continue;
+    if (k <= 0) return false;
+    done += static_cast<std::size_t>(k);
+  }
+  return true;
+}
+// read_full reads until n bytes or end of file; returns how many it read.
+std::size_t read_full(int fd, void* p, std::size_t n) {
+  auto* b = static_cast<std::uint8_t*>(p);
+  std::size_t done = 0;
+  while (done < n) {
+    const ssize_t k = goro::blocking([&] { return ::read(fd, b + done, n - done); });
+    if (k < 0 && errno == EINTR) continue;
+    if (k <= 0) break;
+    done += static_cast<std::size_t>(k);
+  }
+  return done;
+}
+
+// Streams: a writer goroutine sends a known byte stream through a pipe; the
+// reader reads it, inside blocking(), into GC objects — a scanned Msg and a
+// large buffer both allocated before the cycles, and fresh buffers — and
+// checks the bytes at once and again after a yield.
+// Pointers: the only pointer to an object is taken out of a Msg onto the
+// stack, written through a pipe and read(2) back into another Msg, an old
+// object the mark may have scanned already; then the stack forgets it.
+TEST_P(GcConcurrent, KernelWritesIntoTheHeap) {
+  verdict.verified = 0;
+  verdict.bad = 0;
+  const int nprocs = std::get<0>(GetParam());
+  run_mode([nprocs] {
+    constexpr int kStreams = 2, kMovers = 2;
+    constexpr std::size_t kMsgs = 64, kObjects = 24;  // kMsgs / kMovers per mover
+    const std::uint64_t kStreamBytes = static_cast<std::uint64_t>(scaled(256l << 20));
+    std::atomic<std::uint64_t> written{0}, read_back{0};
+    std::atomic<long> bad_bytes{0}, moves{0};
+    Cycles cycles;
+    goro::WaitGroup wg;
+    // With one P the writer writes each chunk itself just before reading it
+    // (it fits the pipe, so neither call waits): a goroutine blocked in
+    // read(2) with the only P stalls the run for a minute today, because
+    // entering blocking() does not wake a sysmon asleep after a
+    // stop-the-world (Go's entersyscall_sysmon).
+    const bool loopback = nprocs == 1;
+    for (int s = 0; s < kStreams; s++) {
+      int fds[2];
+      ASSERT_EQ(::pipe2(fds, O_CLOEXEC), 0);
+      const auto stream = static_cast<std::uint64_t>(s);
+      // put writes the stream's bytes [off, off + n) into the pipe.
+      auto put = [stream, wfd = fds[1]](std::uint64_t off, std::size_t n) {
+        std::uint8_t chunk[16384];
+        for (std::size_t i = 0; i < n; i++) chunk[i] = pattern(stream, off + i);
+        return write_all(wfd, chunk, n);
+      };
+      if (!loopback) {
+        wg.add(1);
+        goro::go([&, put, s, wfd = fds[1]] {
+          Rng rng(static_cast<std::uint64_t>(s) + 400);
+          std::uint64_t off = 0;
+          for (long op = 0; op < 10'000'000 && cycles.running() && off < kStreamBytes; op++) {
+            const std::size_t n = 1 + rng.below(16384);
+            if (!put(off, n)) {
+              ADD_FAILURE() << "write: " << std::strerror(errno);
+              break;
+            }
+            off += n;
+          }
+          written.fetch_add(off);
+          ::close(wfd);
+          wg.done();
+        });
+      }
+      wg.add(1);
+      goro::go([&, put, s, rfd = fds[0], wfd = fds[1]] {
+        Rng rng(static_cast<std::uint64_t>(s) + 500);
+        Msg* msg = goro::gc::make<Msg>();
+        constexpr std::size_t kBig = 3 * 4096 + 40;  // a large object, over several pages
+        std::uint8_t* big = goro::gc::make_array<std::uint8_t>(kBig);
+        std::uint64_t off = 0;
+        for (long op = 0; op < 100'000'000; op++) {
+          std::uint8_t* dst;
+          std::size_t want;
+          switch (op % 3) {
+            case 0: dst = msg->bytes, want = sizeof msg->bytes; break;
+            case 1: dst = big, want = kBig; break;
+            default: want = 1 + rng.below(9000), dst = goro::gc::make_array<std::uint8_t>(want); break;
+          }
+          // A conservative collector sees the pointers a program keeps, not
+          // the ones it meant: comparing dst[i] with pattern(off + i), the
+          // optimiser keeps only dst - off across the yield, an address far
+          // outside the buffer, and the fresh buffer is freed (this test
+          // found it on the stop-the-world collector). keep holds the real
+          // pointer in the frame.
+          std::uint8_t* volatile keep = dst;
+          if (loopback) {
+            if (!cycles.running() || off >= kStreamBytes) break;
+            if (!put(off, want)) {
+              ADD_FAILURE() << "write: " << std::strerror(errno);
+              break;
+            }
+            written.fetch_add(want);
+          }
+          const std::size_t got = read_full(rfd, dst, want);
+          for (int pass = 0; pass < 2; pass++) {
+            const std::uint8_t* buf = keep;
+            long wrong = 0;
+            for (std::size_t i = 0; i < got; i++)
+              if (buf[i] != pattern(static_cast<std::uint64_t>(s), off + i)) wrong++;
+            if (wrong != 0 && bad_bytes.fetch_add(wrong) == 0)
+              ADD_FAILURE() << "stream " << s << ": " << wrong << " wrong bytes at " << off << " (pass " << pass << ")";
+            if (pass == 0) goro::yield();  // the buffer must keep them
+          }
+          off += got;
+          if (got < want) break;  // end of file
+          if (op % 8 == 0) churn(4);
+        }
+        read_back.fetch_add(off);
+        ::close(rfd);
+        if (loopback) ::close(wfd);
+        wg.done();
+      });
+    }
+    Msg** msgs = goro::gc::make_array<Msg*>(kMsgs);
+    for (std::size_t i = 0; i < kMsgs; i++) msgs[i] = goro::gc::make<Msg>();
+    for (std::size_t i = 0; i < kObjects; i++) msgs[i * kMsgs / kObjects]->link = new_obj(i);  // both movers get some
+    for (int m = 0; m < kMovers; m++) {
+      int fds[2];
+      ASSERT_EQ(::pipe2(fds, O_CLOEXEC), 0);
+      wg.add(1);
+      goro::go([&, m, rfd = fds[0], wfd = fds[1]] {
+        // Mover m owns msgs[i] for i % kMovers == m.
+        Rng rng(static_cast<std::uint64_t>(m) + 600);
+        const std::size_t mine = kMsgs / kMovers;
+        auto own = [&](std::size_t k) { return msgs[(k % mine) * kMovers + static_cast<std::size_t>(m)]; };
+        for (long op = 0; op < 10'000'000 && cycles.running(); op++) {
+          const std::size_t from = rng.below(mine);
+          Msg* src = own(from);
+          if (src->link == nullptr) continue;
+          Obj* volatile p = src->link;
+          src->link = nullptr;
+          check(p, "before the kernel write");
+          touch(p);
+          std::size_t to = from + 1 + rng.below(mine - 1);
+          while (own(to)->link != nullptr) to++;  // bounded: fewer objects than Msgs
+          Msg* dst = own(to);
+          if (!write_all(wfd, const_cast<Obj**>(&p), sizeof(Obj*)) ||
+              read_full(rfd, &dst->link, sizeof(Obj*)) != sizeof(Obj*)) {
+            ADD_FAILURE() << "pipe: " << std::strerror(errno);
+            dst->link = p;
+            break;
+          }
+          p = nullptr;  // from here on only the kernel's write holds it
+          if (rng.below(2) == 0) goro::yield();
+          if (dst->link != nullptr) check(dst->link, "after the kernel write");
+          moves.fetch_add(1, std::memory_order_relaxed);
+          if (op % 16 == 0) churn(4);
+        }
+        ::close(rfd);
+        ::close(wfd);
+        wg.done();
+      });
+    }
+    start_collector(cycles, wg);
+    wg.wait();
+    finish(cycles);
+    EXPECT_EQ(bad_bytes.load(), 0);
+    EXPECT_EQ(read_back.load(), written.load());
+    EXPECT_GT(written.load(), 0u);
+    IdSet ids(kObjects);
+    for (std::size_t i = 0; i < kMsgs; i++)
+      if (msgs[i]->link != nullptr) ids.add(msgs[i]->link);
+    EXPECT_EQ(ids.count, static_cast<long>(kObjects)) << "objects lost";
+    EXPECT_EQ(ids.dup, 0);
+    EXPECT_EQ(ids.out_of_range, 0);
+    EXPECT_GT(moves.load(), 0);
+  });
+  EXPECT_EQ(verdict.bad.load(), 0) << "of " << verdict.verified.load() << " checks";
+}
+
+// ---- 6. a deep structure rewired while it is marked -------------------------------
+
+// Lists and trees built before the cycles; mutators move segments of a list
+// to another list and subtrees to another tree, each time holding the only
+// pointer to what moves on the stack across a park, while the mark walks
+// them.
+struct LNode {
+  std::uint64_t magic, id, check;
+  LNode* next;
+};
+struct TNode {
+  std::uint64_t magic, id, check;
+  TNode* kid[2];
+};
+constexpr int kLists = 8, kTrees = 4;
+struct Forest {
+  LNode* list[kLists];
+  TNode* tree[kTrees];
+};
+
+template <class N>
+bool good(const N* n, const char* where) {
+  verdict.verified.fetch_add(1, std::memory_order_relaxed);
+  if (n->magic == kMagic && n->check == mix(n->id ^ 0x1157)) return true;
+  report(where, n, "is not the node it was (freed?)");
+  return false;
+}
+
+template <class N>
+[[gnu::noinline]] N* new_node(std::uint64_t id) {
+  N* n = goro::gc::make<N>();
+  n->magic = kMagic;
+  n->id = id;
+  n->check = mix(id ^ 0x1157);
+  return n;
+}
+
+// build_forest: list nodes 0..nl-1 dealt round the lists; trees of nt nodes
+// each, complete binary trees (heap order) with ids t * nt + i.
+[[gnu::noinline]] Forest* build_forest(long nl, long nt) {
+  Forest* f = goro::gc::make<Forest>();
+  for (long i = nl - 1; i >= 0; i--) {
+    LNode* n = new_node<LNode>(static_cast<std::uint64_t>(i));
+    n->next = f->list[i % kLists];
+    f->list[i % kLists] = n;
+  }
+  TNode** tmp = goro::gc::make_array<TNode*>(static_cast<std::size_t>(nt));
+  for (int t = 0; t < kTrees; t++) {
+    for (long i = 0; i < nt; i++) tmp[i] = new_node<TNode>(static_cast<std::uint64_t>(t * nt + i));
+    for (long i = 1; i < nt; i++) tmp[(i - 1) / 2]->kid[(i - 1) % 2] = tmp[i];
+    f->tree[t] = tmp[0];
+  }
+  return f;
+}
+
+// walk_tree checks every node of the subtree at root and counts them; ids
+// (if given) records each id.
+long walk_tree(const TNode* root, const char* where, std::vector<char>* ids = nullptr) {
+  std::vector<const TNode*> todo{root};  // malloc'd, but every node is reachable from root
+  long n = 0;
+  while (!todo.empty()) {
+    const TNode* x = todo.back();
+    todo.pop_back();
+    if (!good(x, where)) continue;
+    n++;
+    if (ids != nullptr && x->id < ids->size()) (*ids)[x->id]++;
+    for (const TNode* k : x->kid)
+      if (k != nullptr) todo.push_back(k);
+  }
+  return n;
+}
+
+// park is what a mutator does while it holds the only pointer to a segment
+// or a subtree.
+void park(Rng& rng) {
+  if (rng.below(2) == 0) goro::yield();
+  else churn(16);
+}
+
+TEST_P(GcConcurrent, DeepStructureRewired) {
+  verdict.verified = 0;
+  verdict.bad = 0;
+  run_mode([] {
+    const long kListNodes = scaled(40000), kTreeNodes = scaled(4000);  // the latter per tree
+    Forest* f = build_forest(kListNodes, kTreeNodes);
+    goro::Mutex list_mu[kLists], tree_mu[kTrees];
+    long len[kLists], size[kTrees];
+    for (long& l : len) l = kListNodes / kLists;
+    for (long& t : size) t = kTreeNodes;
+    std::atomic<long> list_moves{0}, tree_moves{0};
+    Cycles cycles;
+    goro::WaitGroup wg;
+    for (int w = 0; w < kMutators; w++) {
+      wg.add(1);
+      goro::go([&, w] {
+        Rng rng(static_cast<std::uint64_t>(w) + 700);
+        for (long op = 0; op < 10'000'000 && cycles.running(); op++) {
+          const bool lists = op % 2 == 0;
+          const int n = lists ? kLists : kTrees;
+          const int a = static_cast<int>(rng.below(static_cast<std::size_t>(n)));
+          int b = static_cast<int>(rng.below(static_cast<std::size_t>(n - 1)));
+          if (b >= a) b++;
+          goro::Mutex* mu = lists ? list_mu : tree_mu;
+          std::scoped_lock lock(mu[std::min(a, b)], mu[std::max(a, b)]);
+          if (lists) {
+            if (len[a] == 0) continue;
+            // Cut k nodes at pos out of list a.
+            const long pos = static_cast<long>(rng.below(static_cast<std::size_t>(len[a])));
+            const long k = std::min<long>(1 + static_cast<long>(rng.below(16)), len[a] - pos);
+            LNode** link = &f->list[a];
+            for (long i = 0; i < pos; i++) link = &(*link)->next;
+            LNode* seg = *link;
+            LNode* last = seg;
+            for (long i = 1; i < k; i++) last = last->next;
+            *link = last->next;
+            last->next = nullptr;
+            len[a] -= k;
+            park(rng);  // seg is held only here
+            long got = 0;
+            for (LNode* x = seg; x != nullptr && got <= k; x = x->next, got++) good(x, "list segment");
+            if (got != k) report("list segment", seg, "changed length");
+            // Splice it into list b.
+            const long pos2 = static_cast<long>(rng.below(static_cast<std::size_t>(len[b] + 1)));
+            link = &f->list[b];
+            for (long i = 0; i < pos2; i++) link = &(*link)->next;
+            last->next = *link;
+            *link = seg;
+            len[b] += k;
+            if (op % 8 == 0) {
+              long count = 0;
+              for (LNode* x = f->list[b]; x != nullptr && count <= len[b]; x = x->next, count++) good(x, "list walk");
+              if (count != len[b]) report("list walk", f->list[b], "has the wrong length");
+            }
+            list_moves.fetch_add(1, std::memory_order_relaxed);
+          } else {
+            // Detach the subtree at a random path of 1..6 steps from tree a's root.
+            TNode** link = nullptr;
+            TNode* cur = f->tree[a];
+            const int depth = 1 + static_cast<int>(rng.below(6));
+            for (int d = 0; d < depth; d++) {
+              TNode** next = &cur->kid[rng.next() & 1];
+              if (*next == nullptr) break;
+              link = next;
+              cur = *next;
+            }
+            if (link == nullptr) continue;
+            TNode* sub = *link;
+            *link = nullptr;
+            const long s = walk_tree(sub, "subtree cut");
+            size[a] -= s;
+            park(rng);  // sub is held only here
+            if (walk_tree(sub, "subtree moved") != s) report("subtree moved", sub, "changed size");
+            // Hang it at the first empty child on a random path in tree b.
+            cur = f->tree[b];
+            for (long d = 0; d < 100'000'000; d++) {
+              TNode*& k = cur->kid[rng.next() & 1];
+              if (k == nullptr) {
+                k = sub;
+                break;
+              }
+              cur = k;
+            }
+            size[b] += s;
+            tree_moves.fetch_add(1, std::memory_order_relaxed);
+          }
+        }
+        wg.done();
+      });
+    }
+    start_collector(cycles, wg);
+    wg.wait();
+    finish(cycles);
+    std::vector<char> lids(static_cast<std::size_t>(kListNodes), 0);
+    long lcount = 0;
+    for (int l = 0; l < kLists; l++) {
+      long n = 0;
+      for (LNode* x = f->list[l]; x != nullptr && n <= kListNodes; x = x->next, n++)
+        if (good(x, "final list walk") && x->id < lids.size()) lids[x->id]++;
+      EXPECT_EQ(n, len[l]) << "list " << l;
+      lcount += n;
+    }
+    EXPECT_EQ(lcount, kListNodes) << "list nodes lost";
+    EXPECT_EQ(std::count(lids.begin(), lids.end(), 1), kListNodes) << "list nodes lost or duplicated";
+    std::vector<char> tids(static_cast<std::size_t>(kTreeNodes * kTrees), 0);
+    long tcount = 0;
+    for (int t = 0; t < kTrees; t++) {
+      const long n = walk_tree(f->tree[t], "final tree walk", &tids);
+      EXPECT_EQ(n, size[t]) << "tree " << t;
+      tcount += n;
+    }
+    EXPECT_EQ(tcount, kTreeNodes * kTrees) << "tree nodes lost";
+    EXPECT_EQ(std::count(tids.begin(), tids.end(), 1), kTreeNodes * kTrees) << "tree nodes lost or duplicated";
+    EXPECT_GT(list_moves.load(), 0);
+    EXPECT_GT(tree_moves.load(), 0);
   });
   EXPECT_EQ(verdict.bad.load(), 0) << "of " << verdict.verified.load() << " checks";
 }

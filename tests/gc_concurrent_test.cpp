@@ -170,18 +170,24 @@ void report(const char* where, const void* p, const char* what) {
 // check verifies everything reachable from p: its magic, its leaves' magic
 // and payload, and the checksum. It follows a pointer only after the magic of
 // the object holding it matched, so a reused slot cannot send it astray.
-bool check(const Obj* p, const char* where) {
-  verdict.verified.fetch_add(1, std::memory_order_relaxed);
-  if (p == nullptr) return report(where, p, "is null"), false;
-  if (p->magic != kMagic) return report(where, p, "lost its magic (freed?)"), false;
+const char* flaw(const Obj* p) {
+  if (p == nullptr) return "is null";
+  if (p->magic != kMagic) return "lost its magic (freed?)";
   const Leaf* l = p->leaf;
   for (int k = 0; k < kLeaves; k++, l = l->next) {
-    if (l == nullptr || l->magic != kMagic) return report(where, p, "has a broken leaf"), false;
+    if (l == nullptr || l->magic != kMagic) return "has a broken leaf";
     for (int i = 0; i < 5; i++)
-      if (l->word[i] != word_of(p, k, i)) return report(where, p, "has a corrupt payload"), false;
+      if (l->word[i] != word_of(p, k, i)) return "has a corrupt payload";
   }
-  if (p->sum != sum_of(p)) return report(where, p, "fails its checksum"), false;
-  return true;
+  if (p->sum != sum_of(p)) return "fails its checksum";
+  return nullptr;
+}
+
+bool check(const Obj* p, const char* where) {
+  verdict.verified.fetch_add(1, std::memory_order_relaxed);
+  const char* what = flaw(p);
+  if (what != nullptr) report(where, p, what);
+  return what == nullptr;
 }
 
 // Allocation happens in frames of their own, so that stale copies of the new
@@ -211,8 +217,10 @@ bool check(const Obj* p, const char* where) {
 }
 
 // touch changes the payload in place (heap writes into the object and its
-// leaves while a mark may be running) and keeps it consistent.
+// leaves while a mark may be running) and keeps it consistent. A broken
+// object (already reported) is left alone: its links lead anywhere.
 void touch(Obj* p) {
+  if (flaw(p) != nullptr) return;
   p->gen++;
   fill(p);
 }

@@ -32,9 +32,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
-#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <mutex>
@@ -107,7 +107,8 @@ class GcConcurrent : public goro::test::RuntimeTest,
 };
 
 std::string ParamName(const ::testing::TestParamInfo<std::tuple<int, Mode>>& info) {
-  return "procs" + std::to_string(std::get<0>(info.param)) + "_" + mode_name(std::get<1>(info.param));
+  return "procs" + std::to_string(std::get<0>(info.param)) + "_" +
+         mode_name(std::get<1>(info.param));
 }
 
 // ---- objects that know whether they are intact ------------------------------
@@ -136,7 +137,7 @@ struct Obj {
   std::uint64_t id;
   std::uint64_t gen;  // bumped by every touch
   Leaf* leaf;
-  std::uint64_t sum;  // checksum of magic, id, gen and the leaves
+  std::uint64_t sum;                 // checksum of magic, id, gen and the leaves
   std::atomic<std::uint64_t> owner;  // the Pool test: who has it checked out
 };
 
@@ -283,9 +284,12 @@ void start_collector(Cycles& c, goro::WaitGroup& wg) {
   wg.add(1);
   goro::go([&c, &wg] {
     Deadline budget(kBudget);
-    for (long i = 0; i < kMaxCycles && (i < kMinCycles || !budget.passed()) && !c.hard.passed(); i++) {
-      if (i % 2 == 0) goro::gc::collect();
-      else if (allocate_until_a_cycle(c)) c.triggered.fetch_add(1);
+    for (long i = 0; i < kMaxCycles && (i < kMinCycles || !budget.passed()) && !c.hard.passed();
+         i++) {
+      if (i % 2 == 0)
+        goro::gc::collect();
+      else if (allocate_until_a_cycle(c))
+        c.triggered.fetch_add(1);
       c.done.fetch_add(1);
       goro::yield();
     }
@@ -311,8 +315,10 @@ struct IdSet {
   void add(const Obj* p) {
     if (!check(p, "final walk")) return;
     count++;
-    if (p->id >= seen.size()) out_of_range++;
-    else if (seen[p->id]++) dup++;
+    if (p->id >= seen.size())
+      out_of_range++;
+    else if (seen[p->id]++)
+      dup++;
   }
 };
 
@@ -324,7 +330,8 @@ constexpr std::size_t kSlots = 256;  // the slot arrays' length
 bool place(Slot* slots, std::size_t n, std::size_t from, Obj* p) {
   for (std::size_t k = 0; k < n; k++) {
     Obj* expected = nullptr;
-    if (slots[(from + k) % n].compare_exchange_strong(expected, p, std::memory_order_acq_rel)) return true;
+    if (slots[(from + k) % n].compare_exchange_strong(expected, p, std::memory_order_acq_rel))
+      return true;
   }
   return false;
 }
@@ -445,7 +452,8 @@ TEST_P(GcConcurrent, StackToHeapAndBack) {
                   if (h == nullptr) continue;
                   check(h, "closure");
                   touch(h);
-                  if (!place(slots, kSlots, rng.below(kSlots), h)) report("closure", h, "found no free slot");
+                  if (!place(slots, kSlots, rng.below(kSlots), h))
+                    report("closure", h, "found no free slot");
                 }
                 back.send(1);
               });
@@ -459,7 +467,8 @@ TEST_P(GcConcurrent, StackToHeapAndBack) {
             if (h == nullptr) continue;
             check(h, "stack->heap put");
             touch(h);
-            if (!place(slots, kSlots, rng.below(kSlots), h)) report("stack->heap", h, "found no free slot");
+            if (!place(slots, kSlots, rng.below(kSlots), h))
+              report("stack->heap", h, "found no free slot");
           }
           if (op % 16 == 0) churn(4);
         }
@@ -528,8 +537,11 @@ void run_ring(int r, std::size_t n, Obj** home, Cycles& cycles, std::atomic<long
     for (long i = 0; i < 100'000'000 && (a || b); i++) {
       std::optional<Obj*> got;
       bool a_closed = false, b_closed = false;
-      goro::select(goro::case_recv(a, [&](std::optional<Obj*> v) { v ? void(got = v) : void(a_closed = true); }),
-                   goro::case_recv(b, [&](std::optional<Obj*> v) { v ? void(got = v) : void(b_closed = true); }));
+      goro::select(
+          goro::case_recv(
+              a, [&](std::optional<Obj*> v) { v ? void(got = v) : void(a_closed = true); }),
+          goro::case_recv(
+              b, [&](std::optional<Obj*> v) { v ? void(got = v) : void(b_closed = true); }));
       if (a_closed) a = {};
       if (b_closed) b = {};
       if (!got) continue;
@@ -612,7 +624,8 @@ void claim(Obj* p, std::uint64_t me) {
   if (!p->owner.compare_exchange_strong(none, me)) report("pool get", p, "is already checked out");
 }
 void release(Obj* p, std::uint64_t me) {
-  if (!p->owner.compare_exchange_strong(me, 0)) report("pool put", p, "changed owner while checked out");
+  if (!p->owner.compare_exchange_strong(me, 0))
+    report("pool put", p, "changed owner while checked out");
 }
 
 // Mutators get objects from a Pool, hold up to four at a time across parks,
@@ -671,7 +684,8 @@ TEST_P(GcConcurrent, PoolGetPut) {
           if (check(h, "long hold get")) claim(h, me);
         }
         const long start = cycles.done.load();
-        for (long i = 0; i < 10'000'000 && cycles.done.load() < start + 3 && cycles.running(); i++) goro::yield();
+        for (long i = 0; i < 10'000'000 && cycles.done.load() < start + 3 && cycles.running(); i++)
+          goro::yield();
         long_holds.fetch_add(1, std::memory_order_relaxed);
         for (Obj* h : held) {
           if (check(h, "long hold put")) release(h, me);
@@ -804,7 +818,9 @@ TEST_P(GcConcurrent, KernelWritesIntoTheHeap) {
           switch (op % 3) {
             case 0: dst = msg->bytes, want = sizeof msg->bytes; break;
             case 1: dst = big, want = kBig; break;
-            default: want = 1 + rng.below(9000), dst = goro::gc::make_array<std::uint8_t>(want); break;
+            default:
+              want = 1 + rng.below(9000), dst = goro::gc::make_array<std::uint8_t>(want);
+              break;
           }
           // A conservative collector sees the pointers a program keeps, not
           // the ones it meant: comparing dst[i] with pattern(off + i), the
@@ -828,7 +844,8 @@ TEST_P(GcConcurrent, KernelWritesIntoTheHeap) {
             for (std::size_t i = 0; i < got; i++)
               if (buf[i] != pattern(static_cast<std::uint64_t>(s), off + i)) wrong++;
             if (wrong != 0 && bad_bytes.fetch_add(wrong) == 0)
-              ADD_FAILURE() << "stream " << s << ": " << wrong << " wrong bytes at " << off << " (pass " << pass << ")";
+              ADD_FAILURE() << "stream " << s << ": " << wrong << " wrong bytes at " << off
+                            << " (pass " << pass << ")";
             if (pass == 0) goro::yield();  // the buffer must keep them
           }
           off += got;
@@ -843,7 +860,8 @@ TEST_P(GcConcurrent, KernelWritesIntoTheHeap) {
     }
     Msg** msgs = goro::gc::make_array<Msg*>(kMsgs);
     for (std::size_t i = 0; i < kMsgs; i++) msgs[i] = goro::gc::make<Msg>();
-    for (std::size_t i = 0; i < kObjects; i++) msgs[i * kMsgs / kObjects]->link = new_obj(i);  // both movers get some
+    for (std::size_t i = 0; i < kObjects; i++)
+      msgs[i * kMsgs / kObjects]->link = new_obj(i);  // both movers get some
     for (int m = 0; m < kMovers; m++) {
       int fds[2];
       ASSERT_EQ(::pipe2(fds, O_CLOEXEC), 0);
@@ -852,7 +870,9 @@ TEST_P(GcConcurrent, KernelWritesIntoTheHeap) {
         // Mover m owns msgs[i] for i % kMovers == m.
         Rng rng(static_cast<std::uint64_t>(m) + 600);
         const std::size_t mine = kMsgs / kMovers;
-        auto own = [&](std::size_t k) { return msgs[(k % mine) * kMovers + static_cast<std::size_t>(m)]; };
+        auto own = [&](std::size_t k) {
+          return msgs[(k % mine) * kMovers + static_cast<std::size_t>(m)];
+        };
         for (long op = 0; op < 10'000'000 && cycles.running(); op++) {
           const std::size_t from = rng.below(mine);
           Msg* src = own(from);
@@ -973,8 +993,10 @@ long walk_tree(const TNode* root, const char* where, std::vector<char>* ids = nu
 // park is what a mutator does while it holds the only pointer to a segment
 // or a subtree.
 void park(Rng& rng) {
-  if (rng.below(2) == 0) goro::yield();
-  else churn(16);
+  if (rng.below(2) == 0)
+    goro::yield();
+  else
+    churn(16);
 }
 
 TEST_P(GcConcurrent, DeepStructureRewired) {
@@ -1017,7 +1039,8 @@ TEST_P(GcConcurrent, DeepStructureRewired) {
             len[a] -= k;
             park(rng);  // seg is held only here
             long got = 0;
-            for (LNode* x = seg; x != nullptr && got <= k; x = x->next, got++) good(x, "list segment");
+            for (LNode* x = seg; x != nullptr && got <= k; x = x->next, got++)
+              good(x, "list segment");
             if (got != k) report("list segment", seg, "changed length");
             // Splice it into list b.
             const long pos2 = static_cast<long>(rng.below(static_cast<std::size_t>(len[b] + 1)));
@@ -1028,7 +1051,8 @@ TEST_P(GcConcurrent, DeepStructureRewired) {
             len[b] += k;
             if (op % 8 == 0) {
               long count = 0;
-              for (LNode* x = f->list[b]; x != nullptr && count <= len[b]; x = x->next, count++) good(x, "list walk");
+              for (LNode* x = f->list[b]; x != nullptr && count <= len[b]; x = x->next, count++)
+                good(x, "list walk");
               if (count != len[b]) report("list walk", f->list[b], "has the wrong length");
             }
             list_moves.fetch_add(1, std::memory_order_relaxed);
@@ -1080,7 +1104,8 @@ TEST_P(GcConcurrent, DeepStructureRewired) {
       lcount += n;
     }
     EXPECT_EQ(lcount, kListNodes) << "list nodes lost";
-    EXPECT_EQ(std::count(lids.begin(), lids.end(), 1), kListNodes) << "list nodes lost or duplicated";
+    EXPECT_EQ(std::count(lids.begin(), lids.end(), 1), kListNodes)
+        << "list nodes lost or duplicated";
     std::vector<char> tids(static_cast<std::size_t>(kTreeNodes * kTrees), 0);
     long tcount = 0;
     for (int t = 0; t < kTrees; t++) {
@@ -1089,7 +1114,8 @@ TEST_P(GcConcurrent, DeepStructureRewired) {
       tcount += n;
     }
     EXPECT_EQ(tcount, kTreeNodes * kTrees) << "tree nodes lost";
-    EXPECT_EQ(std::count(tids.begin(), tids.end(), 1), kTreeNodes * kTrees) << "tree nodes lost or duplicated";
+    EXPECT_EQ(std::count(tids.begin(), tids.end(), 1), kTreeNodes * kTrees)
+        << "tree nodes lost or duplicated";
     EXPECT_GT(list_moves.load(), 0);
     EXPECT_GT(tree_moves.load(), 0);
   });

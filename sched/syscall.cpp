@@ -40,6 +40,10 @@ void entersyscall() {
   m->oldp = p;
   m->p = nullptr;
   p->status.store(Pstatus::syscall, std::memory_order_seq_cst);
+  // sysmon may have gone to sleep (all Ps idle, or the world stopped): it
+  // must watch this P now, to hand it off if the call blocks (Go's
+  // entersyscall_sysmon).
+  notify_sysmon();
   entersyscall_gcwait(p);
 }
 

@@ -589,13 +589,11 @@ TEST_P(GcConcurrent, KernelWritesIntoTheHeap) {
   kernel_writes(true);
 }
 
-// Disabled: goroutines blocked in read(2) and write(2) for long stall the
-// run today (a minute with GOMAXPROCS=1; for good, seen with 8 Ps under
-// TSan): entering blocking() does not wake a sysmon that went to sleep while
-// the world was stopped, so nobody retakes the Ps of the blocked threads and
-// the goroutines queued on them wait. Go wakes it in reentersyscall
-// (entersyscall_sysmon). Run with --gtest_also_run_disabled_tests.
-TEST_P(GcConcurrent, DISABLED_KernelWritesWhileReadBlocks) {
+// The readers block in read(2) until a writer fills the pipe. This found
+// that entering blocking() did not wake a sysmon asleep since a stop the
+// world: nobody retook the Ps of the blocked threads (fixed in entersyscall,
+// as Go's entersyscall_sysmon).
+TEST_P(GcConcurrent, KernelWritesWhileReadBlocks) {
   kernel_writes(false);
 }
 

@@ -61,7 +61,15 @@
 //   - The root scan holds finlock, allglock and every root shard (in rank
 //     order: sched/lockrank.hpp), taken after the hogs are suspended, then
 //     mheap.lock alone for the finalizable objects; the drain holds none
-//     but, briefly, work.fullLock.
+//     but, briefly, work.fullLock. The concurrent mark holds finlock and the
+//     shards for the roots only, allglock only to read the list's head.
+//   - Every object reachable when mark termination ends is marked
+//     (docs/gc.md, "The concurrent mark", has the argument): during a
+//     concurrent mark every G that runs or is readied is on the rescan list,
+//     every page written since tracking began is reported, and nothing is
+//     swept, so spans (and the page map's entries) stay put.
+//   - Mark bits have one writer at a time outside a parallel drain: the
+//     concurrent mark's worker (allocation never sets them).
 #include <algorithm>
 #include <thread>
 
@@ -559,13 +567,14 @@ void gc_mark_begin(G* self, std::uint32_t gen) {
 // gc_mark_end (world stopped) stops adding to the rescan list.
 void gc_mark_end() { gc_mark_gen.store(0, std::memory_order_relaxed); }
 
-// gc_mark_concurrent is the concurrent part of a mark, world running, black
-// allocation and dirty-page tracking on (gc_cycle_locked set them up with
-// the world stopped). The collecting goroutine is the one worker: it scans
+// gc_mark_concurrent is the concurrent part of a mark, world running,
+// dirty-page tracking and the rescan list on (gc_cycle_locked set them up).
+// The collecting goroutine is the one worker: it scans its caller's frames,
 // the roots, the stacks of parked goroutines and what finalizable objects
-// point to, drains, then rescans the pages written meanwhile (re-protecting
-// them) until few are left for the pause. It marks with fetch_or, since
-// allocation sets mark bits in the same words.
+// point to, drains, then rescans the stacks that ran and the pages written
+// meanwhile (re-protecting them) until little is left for the pause. It is
+// the only writer of mark bits (new objects are white), so it sets them
+// without fetch_or.
 void gc_mark_concurrent(G* self, const void* callers) {
   Runtime* r = rt();
   GcState& gc = *r->gc;
@@ -574,8 +583,6 @@ void gc_mark_concurrent(G* self, const void* callers) {
   w.marked_bytes = 0;
   w.stack.clear();
   auto scan = [&](std::uintptr_t lo, std::uintptr_t hi) { scanblock(h, w, lo, hi); };
-  // This goroutine's own callers first (collect()'s caller holds what it
-  // allocated): they cannot change while it marks; the pause rescans them.
   // The callers of the runtime entry that asked for this cycle (collect()'s
   // caller holds what it allocated): user frames, which cannot change while
   // this goroutine marks; the pause rescans them with the rest of the stack.
@@ -620,6 +627,7 @@ void gc_mark_concurrent(G* self, const void* callers) {
   // fault on each re-protected page it writes again, so passes stop when
   // little was found.
   for (int pass = 0; pass < 4; pass++) {
+    const std::uint64_t before = w.marked_bytes;
     for (std::size_t i = 0;; i++) {
       G* g;
       {
@@ -630,7 +638,6 @@ void gc_mark_concurrent(G* self, const void* callers) {
       scan_g(h, w, g, self, true);
     }
     const std::uint64_t written = rescan_dirty(gc, w, true);
-    const std::uint64_t before = w.marked_bytes;
     drain_slices(gc, w);
     if (w.marked_bytes - before < (std::uint64_t(128) << 10) && written < (std::uint64_t(4) << 20)) break;
   }

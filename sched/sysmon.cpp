@@ -200,7 +200,8 @@ void schedtrace(Runtime* r, bool detailed) {
     }
     std::lock_guard<Lock> gl(r->allglock);
     for (G* g = r->allgs; g != nullptr; g = g->alllink) {
-      const Gstatus st = g->status.load(std::memory_order_relaxed);
+      // Acquire: a G that left _Gdead (newproc) had its goid written first.
+      const Gstatus st = g->status.load(std::memory_order_acquire);
       if (st == Gstatus::dead) continue;
       long long gm = -1, glocked = -1;
       for (const MSnap& sn : ms) {

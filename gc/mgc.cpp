@@ -110,7 +110,7 @@ bool start_tracking(GcState& gc) {
   DirtyTracker& t = gc.dirty;
   std::lock_guard<Lock> lk(h.lock);
   const std::uintptr_t used = h.arena_used.load(std::memory_order_relaxed);
-  if (!dirty_unprotect(t, h.arena_lo, used)) return false;
+  // (Nothing is protected here: the previous cycle unprotected the heap.)
   std::uintptr_t run = 0, p = h.arena_lo;
   while (p < used) {
     const mspan* s = spanOf(h, p);

@@ -512,6 +512,9 @@ namespace {
 // scheduler: about a millisecond of marking.
 constexpr std::int64_t kSliceBytes = 1 << 20;
 
+// kPasses bounds the concurrent passes over written pages.
+constexpr int kPasses = 4;
+
 // mark_yield gives the P away if the scheduler wants it: a stop-the-world
 // or sysmon asked for it (preempt; the collector is inside the runtime, so
 // the preemption signal leaves it alone), or goroutines wait to run. The
@@ -533,8 +536,18 @@ void mark_yield() {
     gosched();
 }
 
-// drain_slices empties w's stack a slice at a time, yielding between slices.
+std::uint64_t mark_drain(GcState& gc, gcWork& w);
+
+// drain_slices empties w's stack: with CPUs for it, in parallel with the
+// helper threads, as in a pause (the program keeps running on the other
+// Ps; the marked bytes of the helpers are folded into w's); with one
+// worker, a slice at a time, yielding between slices.
 void drain_slices(GcState& gc, gcWork& w) {
+  if (nmarkworkers() > 1 && !gc.work.helpers.empty()) {
+    w.marked_bytes = mark_drain(gc, w);
+    mark_yield();
+    return;
+  }
   while (!drain_local(gc, w, kSliceBytes)) mark_yield();
 }
 
@@ -626,7 +639,7 @@ void gc_mark_concurrent(G* self, const void* callers) {
   // finds only what changes after this pass. A pass costs the program a
   // fault on each re-protected page it writes again, so passes stop when
   // little was found.
-  for (int pass = 0; pass < 4; pass++) {
+  for (int pass = 0; pass < kPasses; pass++) {
     const std::uint64_t before = w.marked_bytes;
     for (std::size_t i = 0;; i++) {
       G* g;

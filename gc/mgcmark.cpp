@@ -536,18 +536,11 @@ void mark_yield() {
     gosched();
 }
 
-std::uint64_t mark_drain(GcState& gc, gcWork& w);
-
-// drain_slices empties w's stack: with CPUs for it, in parallel with the
-// helper threads, as in a pause (the program keeps running on the other
-// Ps; the marked bytes of the helpers are folded into w's); with one
-// worker, a slice at a time, yielding between slices.
+// drain_slices empties w's stack a slice at a time, yielding between slices.
+// (Draining in parallel with the helper threads instead, as in a pause, was
+// measured: longer pauses and collections on 2 CPUs, the helpers competing
+// with the program for the cores.)
 void drain_slices(GcState& gc, gcWork& w) {
-  if (nmarkworkers() > 1 && !gc.work.helpers.empty()) {
-    w.marked_bytes = mark_drain(gc, w);
-    mark_yield();
-    return;
-  }
   while (!drain_local(gc, w, kSliceBytes)) mark_yield();
 }
 

@@ -25,7 +25,7 @@
 //
 // Pacing (gcController): after a cycle that marked `live` bytes the goal of
 // the next one is live * (1 + GOGC/100), never below 4 MiB; a concurrent
-// cycle starts at the trigger, 4/10 of the way there (set_goal).
+// cycle starts at the trigger, 7/10 of the way there (set_goal).
 // heap_live grows when an mcache takes a span (by the span's free bytes) or a
 // large object is allocated; the check happens in the allocation slow path,
 // and the allocating goroutine wakes the GC goroutine (the forcegc helper)
@@ -82,11 +82,11 @@ void set_goal(gcControllerState& c, std::uint64_t live) {
   c.heapGoal.store(goal, std::memory_order_relaxed);
   // A concurrent mark starts early enough for the program to go on
   // allocating while it runs (Go's trigger; its pacer tunes the fraction,
-  // a fixed 4/10 of the runway here). A goroutine that reaches the goal
+  // 7/10 of the runway here, the least Go's pacer uses). A goroutine that reaches the goal
   // before the mark ends waits for it, in place of Go's mark assists.
   std::uint64_t trigger = goal;
   if (c.concurrent.load(std::memory_order_relaxed) && pct >= 0 && goal > live)
-    trigger = live + (goal - live) * 4 / 10;
+    trigger = live + (goal - live) * 7 / 10;
   c.heapTrigger.store(trigger, std::memory_order_relaxed);
 }
 

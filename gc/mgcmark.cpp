@@ -34,9 +34,10 @@
 // by the GC goroutine in slices. What the program changes meanwhile is caught
 // afterwards: heap pages written since tracking began (mdirty.hpp; every
 // marked object on such a page is rescanned there, and every unmarked one with
-// a finalizer), the stacks of goroutines that ran or were readied (the rescan
-// list, gc_note_ran), and the roots, rescanned whole. Passes over those run
-// concurrently first; mark termination redoes them with the world stopped and
+// a finalizer), the stacks, and the roots, rescanned whole. Passes over the
+// written pages and the stacks of goroutines that ran or were readied (the
+// rescan list, gc_note_ran) run concurrently first; mark termination rescans
+// the written pages, every stack and the roots with the world stopped, and
 // drains. New objects are allocated white: the termination reaches the live
 // ones.
 //
@@ -64,10 +65,10 @@
 //     but, briefly, work.fullLock. The concurrent mark holds finlock and the
 //     shards for the roots only, allglock only to read the list's head.
 //   - Every object reachable when mark termination ends is marked
-//     (docs/gc.md, "The concurrent mark", has the argument): during a
-//     concurrent mark every G that runs or is readied is on the rescan list,
-//     every page written since tracking began is reported, and nothing is
-//     swept, so spans (and the page map's entries) stay put.
+//     (docs/gc.md, "The concurrent mark", has the argument): termination
+//     rescans every stack and root, every page written since tracking began
+//     is reported, and nothing is swept during a mark, so spans (and the page
+//     map's entries) stay put.
 //   - Mark bits have one writer at a time outside a parallel drain: the
 //     concurrent mark's worker (allocation never sets them).
 #include <algorithm>
@@ -404,8 +405,8 @@ namespace {
 
 // mark_roots_and_heap is the mark with the world stopped: the whole mark
 // (gcstoptheworld, or no dirty-page tracking), or the termination of a
-// concurrent one, which rescans only what may have changed since the
-// concurrent mark looked: the stacks on the rescan list, the heap pages
+// concurrent one, which rescans what may have changed since the concurrent
+// mark looked: every stack (see the comment in the body), the heap pages
 // written, and the roots (small, and not tracked), then drains.
 [[gnu::noinline]] std::uint64_t mark_roots_and_heap(G* self, bool termination) {
   Runtime* r = rt();
@@ -431,11 +432,14 @@ namespace {
   roots_lock_all();
   auto scan = [&](std::uintptr_t lo, std::uintptr_t hi) { scanblock(h, w, lo, hi); };
   scan_self(h, w, self);
-  if (!termination) {
-    for (G* g = r->allgs; g != nullptr; g = g->alllink) scan_g(h, w, g, self);
-  } else {
+  // Every stack, in the termination too: a parked goroutine's stack can
+  // change without it running or being readied, when another goroutine
+  // writes through a pointer into it (results[i] = ... before wg.done()), a
+  // thing Go's escape analysis rules out and C++ allows. The rescan list
+  // serves the concurrent passes, which shrink what this drain finds.
+  for (G* g = r->allgs; g != nullptr; g = g->alllink) scan_g(h, w, g, self);
+  if (termination) {
     std::lock_guard<Lock> lk(gc.work.ranLock);
-    for (G* g : gc.work.ran) scan_g(h, w, g, self);
     gc.work.ran.clear();  // keeps its capacity: no munmap, no malloc
   }
   roots_for_each(scan);

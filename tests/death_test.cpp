@@ -264,7 +264,11 @@ TEST_F(Death, PanicDumpWithGotracebackAllShowsParkedGoroutines) {
           wait_parked(goro::detail::WaitReason::chan_receive, 1);
           goro::WaitGroup wg;
           wg.add(1);
-          goro::go([] { throw std::runtime_error("boom"); });
+          goro::go([] {
+            // The dump must find main parked, not on its way there.
+            wait_parked(goro::detail::WaitReason::wait_group_wait, 1);
+            throw std::runtime_error("boom");
+          });
           wg.wait();
         });
         std::exit(0);

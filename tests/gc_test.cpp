@@ -123,6 +123,52 @@ TEST_P(GcProcs, DroppedObjectIsFinalized) {
   });
 }
 
+// Children write the only pointers to new objects into their parked
+// parent's stack (results[i] = gc::make(...), then wg.done()) while another
+// goroutine runs cycles: the parent neither runs nor is readied between the
+// write and the last done, so only a rescan of its stack in the pause keeps
+// those objects (the concurrent mark's termination rescans every stack).
+struct Boxed {
+  std::uint64_t magic;
+  std::uint64_t id;
+};
+TEST_P(GcProcs, ChildrenWriteIntoTheirParkedParentsStack) {
+  goro::run(opts(GetParam()), [] {
+    std::atomic<bool> stop{false};
+    goro::WaitGroup collector;
+    collector.add(1);
+    goro::go([&] {
+      while (!stop.load()) goro::gc::collect();
+      collector.done();
+    });
+    constexpr int kKids = 8;
+    const int rounds = kSanitized ? 60 : 400;
+    int bad = 0;
+    for (int round = 0; round < rounds; round++) {
+      Boxed* results[kKids] = {};
+      goro::WaitGroup wg;
+      wg.add(kKids);
+      for (int i = 0; i < kKids; i++) {
+        goro::go([&results, &wg, i] {
+          results[i] = goro::gc::make<Boxed>(Boxed{0xb0c5ed, static_cast<std::uint64_t>(i)});
+          // Garbage after the write: a cycle may end while the parent is
+          // parked and this goroutine has forgotten the pointer.
+          for (int k = 0; k < 64; k++) (void)goro::gc::make<Boxed>(Boxed{0, 0});
+          goro::yield();
+          wg.done();
+        });
+      }
+      wg.wait();
+      for (int k = 0; k < 64; k++) (void)goro::gc::make<Boxed>(Boxed{0, 0});  // reuse freed slots
+      for (int i = 0; i < kKids; i++)
+        bad += results[i]->magic != 0xb0c5ed || results[i]->id != static_cast<std::uint64_t>(i);
+    }
+    stop = true;
+    collector.wait();
+    EXPECT_EQ(bad, 0);
+  });
+}
+
 TEST(Gc, InteriorPointerKeepsObjectAlive) {
   destroyed = 0;
   goro::run(opts(2), [] {

@@ -45,7 +45,6 @@
 // Invariants:
 //   - One cycle at a time (work.startSema, "gcsema"); cycles are numbered by
 //     num_gc (work.cycles).
-//   - work.marking is true from the first stop to the end of the second.
 //   - gc_mark_gen is non-zero only during a concurrent mark (set and cleared
 //     with the world stopped).
 //   - heapGoal >= heapMinimum whenever GOGC >= 0.
@@ -162,7 +161,6 @@ void gc_cycle_locked(bool forced, const void* callers = nullptr) {
   const std::int64_t t1 = nanotime();
   stop_the_world("GC");
   h.noplock.lock();
-  work.marking.store(true, std::memory_order_relaxed);
   const std::int64_t t2 = nanotime();
   {
     std::lock_guard<Lock> lk(hooks.lock);
@@ -204,7 +202,6 @@ void gc_cycle_locked(bool forced, const void* callers = nullptr) {
   h.heap_live.store(marked, std::memory_order_relaxed);
   gc.controller.heapMarked.store(marked, std::memory_order_relaxed);
   set_goal(gc.controller, marked);
-  work.marking.store(false, std::memory_order_relaxed);
   h.noplock.unlock();
   const std::int64_t t3 = nanotime();
   start_the_world();

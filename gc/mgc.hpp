@@ -49,9 +49,7 @@ using GreyStack = std::vector<Grey, SysAllocator<Grey>>;
 struct alignas(64) gcWork {
   GreyStack stack;                 // grey objects, scanned LIFO
   std::uint64_t marked_bytes = 0;  // bytes this worker marked this cycle
-  bool parallel = false;           // other workers mark too (implies atomic)
-  bool atomic = false;             // set mark bits with fetch_or: others (workers,
-                                   // black allocation) set bits in the same words
+  bool parallel = false;           // other workers mark too: set bits with fetch_or
   Note wake;                       // sleeps here waiting for a batch (drain)
 };
 
@@ -67,7 +65,6 @@ struct workType {
   std::atomic<std::uint32_t> startSema{1};  // gcsema: one cycle (or stats()) at a time
   std::atomic<G*> owner{nullptr};           // the goroutine running a cycle
   std::atomic<std::uint64_t> cycles{0};     // completed cycles (num_gc)
-  std::atomic<bool> marking{false};         // a mark is in progress (either kind)
 
   // The concurrent mark (mgcmark.cpp): the goroutines that ran or were readied during this concurrent mark,
   // each once (G::gcrangen): mark termination rescans their stacks.

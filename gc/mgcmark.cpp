@@ -95,7 +95,7 @@ inline void greyobject(const mheap& h, gcWork& w, std::uintptr_t p) {
   const std::uint64_t bit = std::uint64_t(1) << (i % 64);
   const std::uint64_t old = word.load(std::memory_order_relaxed);
   if (old & bit) return;
-  if (!w.atomic) {
+  if (!w.parallel) {
     word.store(old | bit, std::memory_order_relaxed);  // one marker: no RMW needed
   } else if (word.fetch_or(bit, std::memory_order_relaxed) & bit) {
     return;  // another worker greyed it first
@@ -417,7 +417,6 @@ namespace {
     w.marked_bytes = 0;
     w.stack.clear();
   }
-  w.atomic = false;  // nothing else sets mark bits now
   // Goroutines that lost their P to the preemption signal still run: stop
   // them (sched/preempt.cpp suspend_hogs: a signal whose handler saves the
   // registers and waits, as Boehm GC's). It only suspends a thread outside
@@ -494,7 +493,7 @@ std::uint64_t mark_drain(GcState& gc, gcWork& w) {
     work.markDone = false;
     handoff_half(work, w.stack);
   }
-  for (int i = 0; i < n; i++) work.works[i].parallel = work.works[i].atomic = true;
+  for (int i = 0; i < n; i++) work.works[i].parallel = true;
   work.nhelping.store(n - 1, std::memory_order_relaxed);
   for (int i = 0; i < n - 1; i++) work.helpers[i]->start.wakeup();
   drain(gc, w);
@@ -503,7 +502,7 @@ std::uint64_t mark_drain(GcState& gc, gcWork& w) {
   std::uint64_t total = 0;
   for (int i = 0; i < n; i++) {
     total += work.works[i].marked_bytes;
-    work.works[i].parallel = work.works[i].atomic = false;
+    work.works[i].parallel = false;
   }
   return total;
 }

@@ -81,12 +81,16 @@ bool writeprotect(DirtyTracker& t, std::uintptr_t lo, std::uintptr_t hi, bool on
 }  // namespace
 
 bool dirty_protect(DirtyTracker& t, std::uintptr_t lo, std::uintptr_t hi) {
-  return writeprotect(t, lo, hi, true);
+  if (!writeprotect(t, lo, hi, true)) return false;
+  t.runs.push_back({lo, hi, 0});
+  return true;
 }
 
-bool dirty_unprotect(DirtyTracker& t, std::uintptr_t lo, std::uintptr_t hi) {
-  return writeprotect(t, lo, hi, false);
+void dirty_end(DirtyTracker& t) {
+  for (const pageRegion& r : t.runs) writeprotect(t, r.start, r.end, false);
+  t.runs.clear();
 }
+
 
 long dirty_scan_once(DirtyTracker& t, std::uintptr_t lo, std::uintptr_t hi, bool reprotect,
                      std::uintptr_t* walk_end) {

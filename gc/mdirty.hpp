@@ -33,6 +33,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
+
+#include "sysalloc.hpp"
 
 namespace goro::detail {
 
@@ -48,6 +51,16 @@ struct DirtyTracker {
   static constexpr std::size_t kRegions = 512;
   pageRegion regions[kRegions];  // one PAGEMAP_SCAN's output
   std::uint64_t scans = 0;       // PAGEMAP_SCAN calls made (gctrace, tests)
+  // The address ranges protected for the current cycle, in address order
+  // (dirty_protect adds to it): the only pages whose protection means
+  // anything. The concurrent passes re-protect inside them and nowhere
+  // else, and dirty_end unprotects exactly them. Never the whole heap:
+  // rewriting a page-table entry is not free even when nothing changes. A
+  // blanket unprotect of the used heap once per cycle, with almost nothing
+  // in it protected, made binary-trees 1.7 times slower on this machine: the
+  // program's next stores to those pages ran several times slower
+  // (bench/README.md, "Dirty-page tracking costs").
+  std::vector<pageRegion, SysAllocator<pageRegion>> runs;
 };
 
 // dirty_init registers [lo, hi) (page aligned); false (and t.why) if the
@@ -59,7 +72,8 @@ bool dirty_protect(DirtyTracker& t, std::uintptr_t lo, std::uintptr_t hi);
 // dirty_unprotect: [lo, hi) counts as written until protected again (free
 // pages: sparing the program a protection fault on memory that holds
 // nothing yet).
-bool dirty_unprotect(DirtyTracker& t, std::uintptr_t lo, std::uintptr_t hi);
+// dirty_end ends a tracking period: unprotects the runs and forgets them.
+void dirty_end(DirtyTracker& t);
 
 // dirty_for_each calls fn(lo, hi) for every run of pages in [lo, hi)
 // written since they were last protected; reprotect: protect those again.

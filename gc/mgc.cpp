@@ -109,7 +109,8 @@ bool start_tracking(GcState& gc) {
   DirtyTracker& t = gc.dirty;
   std::lock_guard<Lock> lk(h.lock);
   const std::uintptr_t used = h.arena_used.load(std::memory_order_relaxed);
-  // (Nothing is protected here: the previous cycle unprotected the heap.)
+  // (Nothing is protected here: the previous cycle's dirty_end unprotected
+  // its runs.)
   std::uintptr_t run = 0, p = h.arena_lo;
   while (p < used) {
     const mspan* s = spanOf(h, p);
@@ -154,6 +155,7 @@ void gc_cycle_locked(bool forced, const void* callers = nullptr) {
   // write from here on is reported, whether it came before or after the
   // stop.
   if (concurrent && !start_tracking(gc)) {
+    dirty_end(gc.dirty);  // what was protected before the failure
     say_fallback(gc, gc.dirty.why);
     concurrent = false;
     gc.controller.concurrent.store(false, std::memory_order_relaxed);
@@ -207,8 +209,8 @@ void gc_cycle_locked(bool forced, const void* callers = nullptr) {
   start_the_world();
   const std::int64_t t4 = nanotime();
   // Tracking ends: a protected span freed by the coming sweep would cost
-  // its next user a fault.
-  if (concurrent) dirty_unprotect(gc.dirty, h.arena_lo, h.arena_used.load(std::memory_order_relaxed));
+  // its next user a fault. Only the runs this cycle protected.
+  if (concurrent) dirty_end(gc.dirty);
   // The pauses: from asking for the stop to the start, once or twice.
   const auto pause = static_cast<std::uint64_t>(concurrent ? (tm0 - t1) + (t4 - tm1) : t4 - t1);
   if (trace_on) {

@@ -334,18 +334,28 @@ GORO_NO_SANITIZE void rescan_range(const mheap& h, gcWork& w, std::uintptr_t lo,
   }
 }
 
-// rescan_dirty rescans the heap pages written since tracking began (or,
-// reprotect, since the last pass, protecting them again). If the kernel
-// refuses, every page counts as written. Returns the bytes reported.
+// rescan_dirty rescans the heap pages written since tracking began: every
+// page outside the protected runs counts as written. With reprotect (the
+// concurrent passes) it looks only inside the runs, at the pages written
+// since the last pass, and protects them again in the same walk; the pages
+// outside the runs are left to mark termination. If the kernel refuses,
+// every page counts as written. Returns the bytes reported.
 std::uint64_t rescan_dirty(GcState& gc, gcWork& w, bool reprotect) {
   const mheap& h = gc.heap;
+  DirtyTracker& t = gc.dirty;
   const std::uintptr_t used = h.arena_used.load(std::memory_order_relaxed);
   std::uint64_t bytes = 0;
-  const bool ok = dirty_for_each(gc.dirty, h.arena_lo, used, reprotect,
-                                 [&](std::uintptr_t lo, std::uintptr_t hi) {
-                                   bytes += hi - lo;
-                                   rescan_range(h, w, lo, hi);
-                                 });
+  const auto rescan = [&](std::uintptr_t lo, std::uintptr_t hi) {
+    bytes += hi - lo;
+    rescan_range(h, w, lo, hi);
+  };
+  bool ok = true;
+  if (reprotect) {
+    for (std::size_t i = 0; ok && i < t.runs.size(); i++)
+      ok = dirty_for_each(t, t.runs[i].start, t.runs[i].end, true, rescan);
+  } else {
+    ok = dirty_for_each(t, h.arena_lo, used, false, rescan);
+  }
   if (!ok) {
     rescan_range(h, w, h.arena_lo, used);
     bytes = used - h.arena_lo;

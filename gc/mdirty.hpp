@@ -54,12 +54,11 @@ struct DirtyTracker {
   // The address ranges protected for the current cycle, in address order
   // (dirty_protect adds to it): the only pages whose protection means
   // anything. The concurrent passes re-protect inside them and nowhere
-  // else, and dirty_end unprotects exactly them. Never the whole heap:
-  // rewriting a page-table entry is not free even when nothing changes. A
-  // blanket unprotect of the used heap once per cycle, with almost nothing
-  // in it protected, made binary-trees 1.7 times slower on this machine: the
-  // program's next stores to those pages ran several times slower
-  // (bench/README.md, "Dirty-page tracking costs").
+  // else, and dirty_end unprotects exactly them. Never the whole heap: on a
+  // virtual machine a page-table change is dear even where nothing was
+  // protected. A blanket unprotect of the used heap once per cycle, with
+  // nothing in it protected, made binary-trees 1.7 times slower here
+  // (bench/README.md, "What dirty-page tracking costs").
   std::vector<pageRegion, SysAllocator<pageRegion>> runs;
 };
 

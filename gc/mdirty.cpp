@@ -91,7 +91,6 @@ void dirty_end(DirtyTracker& t) {
   t.runs.clear();
 }
 
-
 long dirty_scan_once(DirtyTracker& t, std::uintptr_t lo, std::uintptr_t hi, bool reprotect,
                      std::uintptr_t* walk_end) {
   pmScanArg a{};

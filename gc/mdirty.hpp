@@ -68,10 +68,8 @@ bool dirty_init(DirtyTracker& t, std::uintptr_t lo, std::uintptr_t hi);
 void dirty_close(DirtyTracker& t);
 // dirty_protect: from now on [lo, hi) is clean. False on failure (t.why).
 bool dirty_protect(DirtyTracker& t, std::uintptr_t lo, std::uintptr_t hi);
-// dirty_unprotect: [lo, hi) counts as written until protected again (free
-// pages: sparing the program a protection fault on memory that holds
-// nothing yet).
 // dirty_end ends a tracking period: unprotects the runs and forgets them.
+// From then on every page counts as written until protected again.
 void dirty_end(DirtyTracker& t);
 
 // dirty_for_each calls fn(lo, hi) for every run of pages in [lo, hi)

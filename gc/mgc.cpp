@@ -81,8 +81,9 @@ void set_goal(gcControllerState& c, std::uint64_t live) {
   c.heapGoal.store(goal, std::memory_order_relaxed);
   // A concurrent mark starts early enough for the program to go on
   // allocating while it runs (Go's trigger; its pacer tunes the fraction,
-  // 7/10 of the runway here, the least Go's pacer uses). A goroutine that reaches the goal
-  // before the mark ends waits for it, in place of Go's mark assists.
+  // 7/10 of the runway here, the least Go's pacer uses). A goroutine that
+  // reaches the goal before the mark ends waits for it, in place of Go's
+  // mark assists.
   std::uint64_t trigger = goal;
   if (c.concurrent.load(std::memory_order_relaxed) && pct >= 0 && goal > live)
     trigger = live + (goal - live) * 7 / 10;

@@ -66,8 +66,9 @@ struct workType {
   std::atomic<G*> owner{nullptr};           // the goroutine running a cycle
   std::atomic<std::uint64_t> cycles{0};     // completed cycles (num_gc)
 
-  // The concurrent mark (mgcmark.cpp): the goroutines that ran or were readied during this concurrent mark,
-  // each once (G::gcrangen): mark termination rescans their stacks.
+  // The concurrent mark (mgcmark.cpp): the goroutines that ran or were
+  // readied during this concurrent mark, each once (G::gcrangen): the
+  // concurrent passes rescan their stacks (mark termination rescans all).
   Lock ranLock{LockRank::gcran};
   std::vector<G*, SysAllocator<G*>> ran;  // GUARDED_BY(ranLock)
 

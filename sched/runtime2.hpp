@@ -146,8 +146,8 @@ struct alignas(64) G {
   std::uint64_t trace_flow = 0;
   std::uint64_t trace_waker = 0;
   // gcrangen: the GC cycle (gc_mark_gen) in whose concurrent mark this G
-  // last ran or was readied, and so was put on the list of stacks that mark
-  // termination rescans (casgstatus, gc/mgcmark.cpp gc_note_ran).
+  // last ran or was readied, and so was put on the list of stacks the
+  // concurrent passes rescan (casgstatus, gc/mgcmark.cpp gc_note_ran).
   std::atomic<std::uint32_t> gcrangen{0};  // atomic: gc_mark_begin writes it for Ms in syscalls
 };
 

@@ -3,7 +3,7 @@
 // object is ever freed while the program can still reach it.
 //
 // A stop-the-world mark gets this for free; a mostly-concurrent mark (goroutines
-// run while the heap is marked, the written pages and the stacks that ran are
+// run while the heap is marked, the written pages and every stack are
 // rescanned at mark termination) gets it only if every way a program can move
 // a pointer is covered. So each test keeps mutator goroutines moving the ONLY
 // pointer to objects between places — heap slot to heap slot, heap to stack

@@ -163,8 +163,9 @@ void casgstatus(G* g, Gstatus from, Gstatus to) {
 #endif
   // During a concurrent mark, a G that runs, or is readied (its waker may
   // have written into its stack: a channel's direct send), goes on the
-  // mark's list of stacks to rescan at mark termination (gc/mgcmark.cpp),
-  // once per cycle. gc_mark_gen changes only with the world stopped, so a G
+  // mark's list of stacks the concurrent passes rescan (gc/mgcmark.cpp),
+  // once per cycle; the gcrangen test keeps ranLock off this path for a G
+  // already listed. gc_mark_gen changes only with the world stopped, so a G
   // on a P reads it up to date.
   const std::uint32_t gen = gc_mark_gen.load(std::memory_order_relaxed);
   if (gen != 0 && g->gcrangen.load(std::memory_order_relaxed) != gen &&

@@ -114,7 +114,7 @@ void run(const Options& opt, std::function<void()> main_fn) {
   r->sched.coarse_now.store(r->start_time, std::memory_order_relaxed);
   r->sched.lastpoll.store(r->start_time, std::memory_order_relaxed);
   netpoll_osinit();
-  r->stacks.init(cfg.stack_size);
+  r->stacks.init(cfg.stack_size, sizeof(G));
   gc_init(r.get());
   reset_dying();
   trace_on = !cfg.trace_file.empty() && trace_start(cfg.trace_file.c_str(), r->start_time);

@@ -2,13 +2,14 @@
 // goroutine-id cache (proc.go), split from proc.cpp, which keeps the loop.
 //
 // A new goroutine reuses a dead G (with its stack) from its P's free list,
-// else the global one, else malg makes one at the top of a fresh stack slot.
+// else the global one, else malg makes one with a fresh stack slot.
 // Its callable is constructed on its own stack, just below the G, by the
 // inline go() template between newproc_alloc and newproc_start; both open an
 // Entry, so a P the preemption signal took meanwhile is taken back.
 //
 // Invariants: a G on a free list is _Gdead and on exactly one list; p.gFree
-// is touched only by p's owner; sched.gFree only under sched.gFreeLock.
+// is touched only by p's owner; sched.gFree only under sched.gFreeLock; the
+// gfreen of sched.gFree's batch heads add up to sched.gFreeCount.
 #include <new>
 
 #include "sched/nanotime.hpp"
@@ -18,14 +19,14 @@ namespace goro::detail {
 
 namespace {
 
-// malg allocates a brand-new G at the top of a fresh stack slot.
+// malg allocates a brand-new G, in its slab's dense G table, with a fresh
+// stack slot (stack.hpp).
 G* malg(Runtime* r) {
-  char* slot = r->stacks.alloc();
-  char* top = slot + r->stacks.slot_size();
-  auto addr = reinterpret_cast<std::uintptr_t>(top - sizeof(G)) & ~std::uintptr_t{63};
-  G* g = ::new (reinterpret_cast<void*>(addr)) G();
+  void* mem = nullptr;
+  char* slot = r->stacks.alloc(&mem);
+  G* g = ::new (mem) G();
   g->fiber.stack_lo = slot + r->stacks.guard();
-  g->fiber.stack_hi = reinterpret_cast<char*>(g);
+  g->fiber.stack_hi = slot + r->stacks.slot_size();
   g->status.store(Gstatus::dead, std::memory_order_relaxed);
   {
     std::lock_guard<Lock> lk(r->allglock);
@@ -36,53 +37,67 @@ G* malg(Runtime* r) {
   return g;
 }
 
-// gfput puts a dead G on p's free list; past 64 it moves half to the global
-// list, so a P that only spawns and a P that only exits balance out.
+// pushbatch puts a schedlink chain of n free Gs, headed by head, on the
+// global free list in one step (sched.gFreeLock held).
+void pushbatch(Runtime* r, G* head, std::int32_t n) {
+  head->gfreen = n;
+  head->gfreebatch = r->sched.gFree;
+  r->sched.gFree = head;
+  r->sched.gFreeCount.fetch_add(n, std::memory_order_relaxed);
+}
+
 }  // namespace
 
+// gfput puts a dead G on p's free list; past 64 it moves the 32 most recently
+// freed to the global list as one batch, so a P that only spawns and a P that
+// only exits balance out. The global list is a stack of such batches, not
+// one chain (Go's is one chain): a refill then takes a whole batch without
+// walking 32 Gs under the lock, which spawn showed to be a cache miss per G,
+// paid while the other P waits on the lock.
 void gfput(Runtime* r, P* p, G* g) {
   g->schedlink = p->gFree;
   p->gFree = g;
   std::int32_t n = p->gFreeCount.load(std::memory_order_relaxed) + 1;
   if (n >= 64) {
-    G* head = nullptr;
-    G* tail = nullptr;
-    std::int32_t moved = 0;
-    while (n >= 32) {
-      G* x = p->gFree;
-      p->gFree = x->schedlink;
-      x->schedlink = head;
-      head = x;
-      if (tail == nullptr) tail = x;
-      n--;
+    G* head = p->gFree;
+    G* tail = head;
+    std::int32_t moved = 1;
+    while (n - moved > 32) {
+      tail = tail->schedlink;
       moved++;
     }
+    p->gFree = tail->schedlink;
+    tail->schedlink = nullptr;
+    n -= moved;
     std::lock_guard<Lock> lk(r->sched.gFreeLock);
-    tail->schedlink = r->sched.gFree;
-    r->sched.gFree = head;
-    r->sched.gFreeCount.fetch_add(moved, std::memory_order_relaxed);
+    pushbatch(r, head, moved);
   }
   p->gFreeCount.store(n, std::memory_order_relaxed);
 }
 
+// gfpurge moves all of p's free Gs to the global list (a P that dies).
+void gfpurge(Runtime* r, P* p) {
+  if (p->gFree == nullptr) return;
+  std::lock_guard<Lock> lk(r->sched.gFreeLock);
+  pushbatch(r, p->gFree, p->gFreeCount.load(std::memory_order_relaxed));
+  p->gFree = nullptr;
+  p->gFreeCount.store(0, std::memory_order_relaxed);
+}
+
 namespace {
 
-// gfget takes a free G for p, refilling up to 32 from the global list.
+// gfget takes a free G for p; when p has none, it takes a whole batch from
+// the global list first.
 G* gfget(Runtime* r, P* p) {
   if (p->gFree == nullptr && r->sched.gFreeCount.load(std::memory_order_relaxed) > 0) {
     std::lock_guard<Lock> lk(r->sched.gFreeLock);
-    std::int32_t n = p->gFreeCount.load(std::memory_order_relaxed);
-    std::int32_t took = 0;
-    while (n < 32 && r->sched.gFree != nullptr) {
-      G* x = r->sched.gFree;
-      r->sched.gFree = x->schedlink;
-      x->schedlink = p->gFree;
-      p->gFree = x;
-      n++;
-      took++;
+    if (G* b = r->sched.gFree) {
+      r->sched.gFree = b->gfreebatch;
+      r->sched.gFreeCount.fetch_sub(b->gfreen, std::memory_order_relaxed);
+      b->gfreebatch = nullptr;
+      p->gFree = b;
+      p->gFreeCount.store(b->gfreen, std::memory_order_relaxed);
     }
-    r->sched.gFreeCount.fetch_sub(took, std::memory_order_relaxed);
-    p->gFreeCount.store(n, std::memory_order_relaxed);
   }
   G* g = p->gFree;
   if (g != nullptr) {

@@ -303,10 +303,38 @@ void resetspinning(Runtime* r, M* m) {
 
 G* findrunnable(Runtime* r, M* m, bool* inherit);
 
+// globrunqput_next puts g, which just stopped running, at the tail of the
+// global queue and, in the same critical section, takes the G that
+// findrunnable would take next when that is certain to be the global
+// queue's head: no stop-the-world or exit pending, nothing in the local
+// queue (after running due timers, as findrunnable does first), and the
+// head not locked to another M. Then yield pays for sched.lock once, not
+// twice. Otherwise it returns nullptr and findrunnable runs as usual.
+G* globrunqput_next(Runtime* r, M* m, G* g) {
+  Sched& s = r->sched;
+  P* p = m->p;
+  if (p->timers.when0.load(std::memory_order_relaxed) != 0) checktimers(p, nanotime());
+  std::lock_guard<Lock> lk(s.lock);
+  globrunqput(g);
+  if (m->lockedg != nullptr || !runqempty(p) || s.gcwaiting.load(std::memory_order_relaxed) ||
+      s.exiting.load(std::memory_order_relaxed))
+    return nullptr;
+  G* head = s.runqhead_;
+  if (head->lockedm != nullptr && head->lockedm != m) return nullptr;
+  // findrunnable's fairness check would take just the head; its normal
+  // path takes a fair share into the local queue.
+  const bool fair = p->schedtick.load(std::memory_order_relaxed) % 61 == 0;
+  G* next = globrunqget(p, fair ? 1 : 0);
+  if (trace_on) trace_emit(TraceKind::globrunq, next->goid, p->id, fair ? 1 : runqlen(p) + 1, fair ? 1 : 0);
+  return next;
+}
+
 // after_run completes what the G that just switched back asked for, on g0
 // (Go's park_m, gosched_m, gopreempt_m, goexit0). It returns a G to run at
-// once (a park that was cancelled by its unlock function) or nullptr.
-G* after_run(Runtime* r, M* m, G* g) {
+// once, or nullptr to look for one (findrunnable): the same G when its park
+// was cancelled by its unlock function (*inherit: it keeps its time
+// slice), or the next G after a yield or a preemption (globrunqput_next).
+G* after_run(Runtime* r, M* m, G* g, bool* inherit) {
   M::Req req = m->req;
   m->req = M::Req::none;
   switch (req) {
@@ -327,6 +355,7 @@ G* after_run(Runtime* r, M* m, G* g) {
         fatal("goroutine parked while pinned (proc_pin held across a blocking call)");
       if (!parked) {
         casgstatus(g, Gstatus::waiting, Gstatus::runnable);
+        *inherit = true;
         return g;
       }
       return nullptr;
@@ -339,12 +368,10 @@ G* after_run(Runtime* r, M* m, G* g) {
       casgstatus(g, Gstatus::running, Gstatus::runnable);
       g->m = nullptr;
       m->curg.store(nullptr, std::memory_order_relaxed);
-      {
-        std::lock_guard<Lock> lk(r->sched.lock);
-        globrunqput(g);
-      }
+      G* next = globrunqput_next(r, m, g);
       wakep();
-      return nullptr;
+      *inherit = false;
+      return next;
     }
     case M::Req::goyield:
       // Go's goyield_m: behind everything local, without the global lock.
@@ -354,14 +381,12 @@ G* after_run(Runtime* r, M* m, G* g) {
       m->curg.store(nullptr, std::memory_order_relaxed);
       runqput(m->p, g, false);
       return nullptr;
-    case M::Req::preempted: {
+    case M::Req::preempted:
       casgstatus(g, Gstatus::running, Gstatus::runnable);
       g->m = nullptr;
       m->curg.store(nullptr, std::memory_order_relaxed);
-      std::lock_guard<Lock> lk(r->sched.lock);
-      globrunqput(g);
-      return nullptr;
-    }
+      *inherit = false;
+      return globrunqput_next(r, m, g);
     case M::Req::exit: {
       casgstatus(g, Gstatus::running, Gstatus::dead);
       g->m = nullptr;
@@ -470,8 +495,7 @@ void execute(Runtime* r, M* m, G* g, bool inherit) {
     m->curg.store(nullptr, std::memory_order_relaxed);
     m->locks.store(m->locks.load(std::memory_order_relaxed) - g->entries - 1, std::memory_order_relaxed);
     if (trace_on) trace_slice(m, p, g, t0);
-    g = after_run(r, m, g);
-    inherit = true;
+    g = after_run(r, m, g, &inherit);
   }
 }
 

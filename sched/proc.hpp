@@ -72,6 +72,7 @@ void schedteardown(Runtime* r);
 // Goroutine creation and exit (newproc.cpp). gfput puts a dead G on p's
 // free list (goexit0 in proc.cpp calls it).
 void gfput(Runtime* r, P* p, G* g);
+void gfpurge(Runtime* r, P* p);  // all of p's free Gs to the global list
 G* newproc_alloc(std::size_t size, std::size_t align, void** mem);
 void newproc_start(G* g, const Closure* fn, const std::source_location& where);
 

@@ -112,8 +112,9 @@ enum class WaitReason : std::uint8_t {
 };
 const char* wait_reason_string(WaitReason r);
 
-// G is a goroutine. It lives at the top of its own stack slot (stack.hpp),
-// so a parked goroutine whose stack use is small costs one page.
+// G is a goroutine. It lives in the dense G table of the slab that holds its
+// stack slot (stack.hpp): 320 bytes beside the Gs made before and after it,
+// so the run queues' and free lists' walks stay on few pages.
 struct alignas(64) G {
   Fiber fiber;            // context and stack bounds; only fiber.cpp touches it
   std::atomic<Gstatus> status{Gstatus::idle};
@@ -149,6 +150,10 @@ struct alignas(64) G {
   // last ran or was readied, and so was put on the list of stacks the
   // concurrent passes rescan (casgstatus, gc/mgcmark.cpp gc_note_ran).
   std::atomic<std::uint32_t> gcrangen{0};  // atomic: gc_mark_begin writes it for Ms in syscalls
+  // On the global free list (sched.gFree, a stack of batches), the head G
+  // of a batch holds the batch's length and the next batch's head.
+  std::int32_t gfreen = 0;
+  G* gfreebatch = nullptr;
 };
 
 // P status, as Go's _P* constants. Transitions happen under sched.lock
@@ -290,7 +295,7 @@ struct Sched {
   std::atomic<std::int32_t> runqsize{0};
 
   Lock gFreeLock{LockRank::gfree};     // guards gFree and gFreeCount (a leaf lock)
-  G* gFree = nullptr;       // the global free-G list
+  G* gFree = nullptr;       // the global free Gs: a stack of batches (newproc.cpp)
   std::atomic<std::int32_t> gFreeCount{0};
   int mcount = 0;           // Ms alive (sched.lock)
 

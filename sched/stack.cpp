@@ -53,7 +53,7 @@ std::size_t StackAllocator::default_size() {
   return (GORO_ASAN || GORO_TSAN) ? 256 * 1024 : 64 * 1024;
 }
 
-void StackAllocator::init(std::size_t stack_size) {
+void StackAllocator::init(std::size_t stack_size, std::size_t g_size) {
   const std::size_t pg = page_size();
   if (stack_size == 0) stack_size = default_size();
   if (stack_size < 16 * 1024) stack_size = 16 * 1024;
@@ -64,7 +64,9 @@ void StackAllocator::init(std::size_t stack_size) {
   // enough that a small program reserves little.
   std::size_t per = (16u << 20) / slot_;
   if (per < 4) per = 4;
-  slab_ = per * slot_;
+  gsize_ = (g_size + 63) / 64 * 64;
+  gtable_ = (per * gsize_ + pg - 1) / pg * pg;
+  slab_ = gtable_ + per * slot_;
   table_.assign(kMaxSlabs, nullptr);
   ntable_.store(0, std::memory_order_relaxed);
 }
@@ -79,27 +81,30 @@ void StackAllocator::new_slab() {
                  errno);
     std::_Exit(2);
   }
-  next_ = static_cast<char*>(p);
-  end_ = next_ + slab_;
+  gnext_ = static_cast<char*>(p);
+  next_ = gnext_ + gtable_;
+  end_ = gnext_ + slab_;
 #if GORO_ASAN
   // The kernel may hand back addresses an earlier run's stacks used; ASan's
   // shadow of them still holds that run's redzones.
-  __asan_unpoison_memory_region(next_, slab_);
+  __asan_unpoison_memory_region(gnext_, slab_);
 #endif
   mapped_ += slab_;
-  slabs_.emplace_back(next_, slab_);
+  slabs_.emplace_back(gnext_, slab_);
   const std::size_t n = ntable_.load(std::memory_order_relaxed);
   if (n < kMaxSlabs) {
-    table_[n] = next_;
+    table_[n] = gnext_;
     ntable_.store(n + 1, std::memory_order_release);
   }
 }
 
-char* StackAllocator::alloc() {
+char* StackAllocator::alloc(void** g_mem) {
   std::lock_guard<Lock> lk(mu_);
   if (next_ == end_) new_slab();
   char* slot = next_;
   next_ += slot_;
+  *g_mem = gnext_;
+  gnext_ += gsize_;
   install_guard(slot, guard_);
   return slot;
 }
@@ -109,7 +114,8 @@ bool StackAllocator::in_guard(const void* addr) const {
   const std::size_t n = ntable_.load(std::memory_order_acquire);
   for (std::size_t i = 0; i < n; i++) {
     const char* base = table_[i];
-    if (a >= base && a < base + slab_) return static_cast<std::size_t>(a - base) % slot_ < guard_;
+    if (a >= base + gtable_ && a < base + slab_)
+      return static_cast<std::size_t>(a - base - gtable_) % slot_ < guard_;
   }
   return false;
 }
@@ -123,7 +129,7 @@ void StackAllocator::release_all() {
     munmap(base, len);
   }
   slabs_.clear();
-  next_ = end_ = nullptr;
+  gnext_ = next_ = end_ = nullptr;
   mapped_ = 0;
   ntable_.store(0, std::memory_order_release);
 }

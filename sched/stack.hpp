@@ -6,24 +6,32 @@
 // page only when it is first touched, so a goroutine that uses 3 KiB of its
 // 64 KiB costs one page.
 //
-// The layout of one slot (stacks grow down):
+// The layout of one slab (stacks grow down):
 //
-//     lo                                                  hi
-//     | guard page | stack ..............  | closure | G |
+//     | G table: one G per slot | slot 0 | slot 1 | ... | slot n-1 |
+//     slot i:  | guard page | stack .......................  | closure |
+//                                                                    lo → hi
 //
-// The G itself lives at the top of its slot, so a new or parked goroutine
-// touches one page for both. Slots are carved from slabs of many slots (one
-// mmap each): a mapping per stack would hit vm.max_map_count (65530) at about
-// 32k goroutines. Guard pages are installed with MADV_GUARD_INSTALL (Linux
-// 6.13+), which does not split the mapping; older kernels fall back to
-// mprotect(PROT_NONE), which splits it, so there the count of goroutines that
-// can ever exist is bounded by vm.max_map_count / 2 (the README says so).
+// Slot i's G is entry i of the table at the start of its slab, not the top
+// of its stack: the run queues and free lists walk Gs by their schedlink,
+// and a walk over a million goroutines (spawn's global queue, a free-list
+// refill) then reads a few dense pages instead of one cold page and TLB
+// entry per G. (The Gs used to live at the tops of their slots; spawn spent
+// 40 % of its time in those walks.) Slots are carved from slabs of many
+// slots (one mmap each): a mapping per stack would hit vm.max_map_count
+// (65530) at about 32k goroutines. Guard pages are installed with
+// MADV_GUARD_INSTALL (Linux 6.13+), which does not split the mapping; older
+// kernels fall back to mprotect(PROT_NONE), which splits it, so there the
+// count of goroutines that can ever exist is bounded by vm.max_map_count / 2
+// (the README says so).
 //
 // Slots are never returned one by one: a dead G keeps its stack and goes to a
 // free list (gFree), as in Go, and all slabs are unmapped when run() ends.
 //
 // Invariants: slot_size = guard + stack_size, both multiples of the page
-// size; every slot handed out has its guard installed.
+// size; every slot handed out has its guard installed; a slab is gtable
+// bytes (a multiple of the page size) and then per-slab slots; slot i's G
+// record is gsize bytes at gtable offset i * gsize.
 #pragma once
 
 #include <cstddef>
@@ -36,11 +44,12 @@ namespace goro::detail {
 
 class StackAllocator {
  public:
-  // init fixes the stack size (rounded up to pages, at least 16 KiB).
-  void init(std::size_t stack_size);
-  // alloc returns a fresh slot's lowest address; the usable stack is
-  // [slot + guard(), slot + slot_size()).
-  char* alloc();
+  // init fixes the stack size (rounded up to pages, at least 16 KiB) and
+  // the size of a G record (a multiple of 64).
+  void init(std::size_t stack_size, std::size_t g_size);
+  // alloc returns a fresh slot's lowest address and, in *g_mem, the memory
+  // for its G; the usable stack is [slot + guard(), slot + slot_size()).
+  char* alloc(void** g_mem);
   // guarded reports whether addr lies in the guard page of some slot, and
   // if so the slot's base. Used by the SIGSEGV handler (async-signal-safe:
   // reads only immutable slab bounds).
@@ -60,6 +69,9 @@ class StackAllocator {
   std::size_t guard_ = 0;
   std::size_t slot_ = 0;
   std::size_t slab_ = 0;
+  std::size_t gsize_ = 0;   // bytes per G record
+  std::size_t gtable_ = 0;  // bytes of G table at the start of each slab
+  char* gnext_ = nullptr;   // the next slot's G record
   char* next_ = nullptr;
   char* end_ = nullptr;
   std::size_t mapped_ = 0;

@@ -177,15 +177,7 @@ int procresize(int nprocs) {
     P* p = r->allp[i].load(std::memory_order_relaxed);
     runqdrain_to_global(p);
     timers_move(p, heir);
-    while (p->gFree != nullptr) {
-      G* g = p->gFree;
-      p->gFree = g->schedlink;
-      std::lock_guard<Lock> lk(r->sched.gFreeLock);
-      g->schedlink = r->sched.gFree;
-      r->sched.gFree = g;
-      r->sched.gFreeCount.fetch_add(1, std::memory_order_relaxed);
-    }
-    p->gFreeCount.store(0, std::memory_order_relaxed);
+    gfpurge(r, p);
     p->status.store(Pstatus::dead, std::memory_order_relaxed);
   }
   r->gomaxprocs.store(nprocs, std::memory_order_release);

@@ -28,12 +28,13 @@ void sleep_for(std::chrono::nanoseconds d) {
   if (d.count() <= 0) return;
   const std::int64_t now = nanotime();
   const std::int64_t when = d.count() > INT64_MAX - now ? INT64_MAX : now + d.count();
-  sleep_until_ns(when);
+  sleep_until_ns(when, now);
 }
 
 void sleep_until(std::chrono::steady_clock::time_point t) {
   Entry e("goro::sleep_until");
-  sleep_until_ns(to_nanotime(t));
+  const std::int64_t when = to_nanotime(t);
+  sleep_until_ns(when, nanotime());
 }
 
 std::uint64_t goid() { return Entry("goro::goid").g()->goid; }

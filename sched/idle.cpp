@@ -429,8 +429,15 @@ void wake_timer_watcher(std::int64_t when) {
   }
   const std::int64_t until = s.pollUntil.load(std::memory_order_relaxed);
   if (until != 0 && when >= until) return;
+  // Most timers are added while no M watches (every P busy): then skip
+  // sched.lock, which every sleep would otherwise take. Reading no watcher
+  // here is as if we had locked before a watcher that is just being made:
+  // the fence orders our heap store before these loads, and a watcher made
+  // later reads the heap after publishing its idle P (npidle), under the
+  // lock (stopm), so it sees our timer or we see its P and wake an M.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
   M* m = nullptr;
-  {
+  if (s.pollM.load(std::memory_order_relaxed) != nullptr) {
     std::lock_guard<Lock> lk(s.lock);
     M* pm = s.pollM.load(std::memory_order_relaxed);
     if (pm != nullptr) {

@@ -210,7 +210,7 @@ extern std::atomic<std::uint32_t> gc_mark_gen;
 // gc_note_ran puts g on the concurrent mark's rescan list (gc/mgcmark.cpp).
 void gc_note_ran(G* g, std::uint32_t gen);
 
-void sleep_until_ns(std::int64_t when);  // time.cpp
+void sleep_until_ns(std::int64_t when, std::int64_t now);  // time.cpp; now: nanotime() just read
 
 // The runtime semaphore (sema.cpp): Go's semacquire/semrelease.
 void semacquire(std::atomic<std::uint32_t>* addr, bool lifo, WaitReason reason);

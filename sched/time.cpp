@@ -14,43 +14,43 @@ namespace goro::detail {
 
 namespace {
 
-void siftup(std::vector<Timer*>& h, std::size_t i) {
-  Timer* t = h[i];
+void siftup(std::vector<TimerWhen>& h, std::size_t i) {
+  const TimerWhen e = h[i];
   while (i > 0) {
     std::size_t parent = (i - 1) / 2;
-    if (h[parent]->when <= t->when) break;
+    if (h[parent].when <= e.when) break;
     h[i] = h[parent];
-    h[i]->index = static_cast<std::int32_t>(i);
+    h[i].t->index = static_cast<std::int32_t>(i);
     i = parent;
   }
-  h[i] = t;
-  t->index = static_cast<std::int32_t>(i);
+  h[i] = e;
+  e.t->index = static_cast<std::int32_t>(i);
 }
 
-void siftdown(std::vector<Timer*>& h, std::size_t i) {
-  Timer* t = h[i];
+void siftdown(std::vector<TimerWhen>& h, std::size_t i) {
+  const TimerWhen e = h[i];
   const std::size_t n = h.size();
   for (;;) {
     std::size_t c = 2 * i + 1;
     if (c >= n) break;
-    if (c + 1 < n && h[c + 1]->when < h[c]->when) c++;
-    if (t->when <= h[c]->when) break;
+    if (c + 1 < n && h[c + 1].when < h[c].when) c++;
+    if (e.when <= h[c].when) break;
     h[i] = h[c];
-    h[i]->index = static_cast<std::int32_t>(i);
+    h[i].t->index = static_cast<std::int32_t>(i);
     i = c;
   }
-  h[i] = t;
-  t->index = static_cast<std::int32_t>(i);
+  h[i] = e;
+  e.t->index = static_cast<std::int32_t>(i);
 }
 
 void update_when0(Timers& ts) {
-  ts.when0.store(ts.heap.empty() ? 0 : ts.heap[0]->when, std::memory_order_relaxed);
+  ts.when0.store(ts.heap.empty() ? 0 : ts.heap[0].when, std::memory_order_relaxed);
 }
 
 // heap_add and heap_del need ts.lock.
 void heap_add(P* p, Timer* t) {
   Timers& ts = p->timers;
-  ts.heap.push_back(t);
+  ts.heap.push_back({t->when, t});
   t->pp.store(p, std::memory_order_relaxed);
   siftup(ts.heap, ts.heap.size() - 1);
   update_when0(ts);
@@ -58,13 +58,13 @@ void heap_add(P* p, Timer* t) {
 
 void heap_del(Timers& ts, Timer* t) {
   const auto i = static_cast<std::size_t>(t->index);
-  Timer* last = ts.heap.back();
+  const TimerWhen last = ts.heap.back();
   ts.heap.pop_back();
-  if (last != t) {
+  if (last.t != t) {
     ts.heap[i] = last;
-    last->index = static_cast<std::int32_t>(i);
+    last.t->index = static_cast<std::int32_t>(i);
     siftdown(ts.heap, i);
-    siftup(ts.heap, static_cast<std::size_t>(last->index));
+    siftup(ts.heap, static_cast<std::size_t>(last.t->index));
   }
   t->index = -1;
   // Release: a deltimer that sees nullptr may then rewrite the timer's
@@ -116,8 +116,8 @@ std::int64_t checktimers(P* p, std::int64_t now) {
   if (next == 0 || next > now) return next;
   std::unique_lock<Lock> lk(ts.lock);
   while (!ts.heap.empty()) {
-    Timer* t = ts.heap[0];
-    if (t->when > now) break;
+    if (ts.heap[0].when > now) break;
+    Timer* t = ts.heap[0].t;
     auto f = t->f;
     void* arg = t->arg;
     const std::uintptr_t seq = t->seq;
@@ -125,6 +125,7 @@ std::int64_t checktimers(P* p, std::int64_t now) {
       // Re-arm for the next period after now; ticks missed meanwhile are
       // dropped, as Go's tickers drop them.
       t->when += t->period * (1 + (now - t->when) / t->period);
+      ts.heap[0].when = t->when;
       siftdown(ts.heap, 0);
       update_when0(ts);
     } else {
@@ -134,22 +135,22 @@ std::int64_t checktimers(P* p, std::int64_t now) {
     f(arg, seq);  // may lock a channel, ready a G, add timers
     lk.lock();
   }
-  return ts.heap.empty() ? 0 : ts.heap[0]->when;
+  return ts.heap.empty() ? 0 : ts.heap[0].when;
 }
 
 void timers_move(P* from, P* to) {
   // The world is stopped, so nobody else touches either heap; take the
   // locks one at a time anyway (two locks of one rank are not ordered).
-  std::vector<Timer*> moving;
+  std::vector<TimerWhen> moving;
   {
     std::lock_guard<Lock> lk(from->timers.lock);
     moving.swap(from->timers.heap);
     update_when0(from->timers);
   }
   std::lock_guard<Lock> lk(to->timers.lock);
-  for (Timer* t : moving) {
-    t->index = -1;
-    heap_add(to, t);
+  for (const TimerWhen& e : moving) {
+    e.t->index = -1;
+    heap_add(to, e.t);
   }
 }
 
@@ -182,10 +183,10 @@ bool reset_for_sleep(G*, void* t) {
 
 }  // namespace
 
-void sleep_until_ns(std::int64_t when) {
+void sleep_until_ns(std::int64_t when, std::int64_t now) {
   Entry e("goro::sleep");
   G* g = e.g();
-  if (when <= nanotime()) return;
+  if (when <= now) return;
   Timer* t = &g->sleeptimer;
   t->when = when;
   t->period = 0;

@@ -15,6 +15,10 @@
 // Invariants:
 //   - t.pp != nullptr  <=>  t is in t.pp->timers.heap at index t.index.
 //   - t.pp and t.index change only under t.pp->timers.lock.
+//   - a heap entry's `when` equals its timer's `when`: the heap keeps a
+//     copy beside the pointer, so sifting compares entries in the heap's
+//     own array instead of loading each timer (a cache miss apiece when
+//     the timers are the sleeping goroutines' own, spread over their Gs);
 //   - timers.when0 equals the heap's minimum `when` (0 if empty); readers
 //     use it without the lock to skip the heap when nothing is due.
 //   - f runs without the timers lock held, so it may take other locks
@@ -42,9 +46,14 @@ struct Timer {
   std::int32_t index = -1;
 };
 
+struct TimerWhen {
+  std::int64_t when;
+  Timer* t;
+};
+
 struct Timers {
   Lock lock{LockRank::timers};  // guards heap and the pp/index of every timer in it
-  std::vector<Timer*> heap;
+  std::vector<TimerWhen> heap;
   std::atomic<std::int64_t> when0{0};
 };
 

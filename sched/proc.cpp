@@ -55,11 +55,10 @@ namespace goro::detail {
 
 std::atomic<Runtime*> rt_{nullptr};
 
-namespace {
 // initial-exec: a direct %fs-relative load, not a __tls_get_addr call (goro
-// is linked at start-up, never dlopen'ed late).
-[[gnu::tls_model("initial-exec")]] thread_local M* tls_m = nullptr;
-}  // namespace
+// is linked at start-up, never dlopen'ed late). Declared in proc.hpp, whose
+// getm_inline reads it by its assembler name.
+[[gnu::tls_model("initial-exec")]] thread_local M* tls_m asm("goro_tls_m") = nullptr;
 
 G* getg() {
   asm volatile("" ::: "memory");  // never fold two reads across a switch
@@ -93,7 +92,7 @@ void mcall(G* g, M::Req req, bool dies) {
   releasem(g->m);
 }
 
-G* Entry::enter(const char* api, Mode mode) {
+G* Entry::enter_slow(const char* api, Mode mode) {
   G* g = getg();
   if (g == nullptr) {
     throw Error(std::string(api) + " called outside a running goro runtime (not on a goroutine)");

@@ -64,6 +64,23 @@ inline Runtime* rt() { return rt_.load(std::memory_order_relaxed); }
 G* getg();
 M* getm();
 
+// getm_inline is getm for the hottest paths (Entry): one asm statement that
+// loads the thread pointer's slot for tls_m, so it inlines, yet can never
+// be cached across a switch to another thread (GCC treats a thread_local's
+// address as constant within a function; this asm is volatile and clobbers
+// memory, so it is re-executed wherever it is written). Elsewhere, the
+// out-of-line getm.
+[[gnu::tls_model("initial-exec")]] extern thread_local M* tls_m asm("goro_tls_m");
+inline M* getm_inline() {
+#if defined(__x86_64__) && defined(__ELF__)
+  M* m;
+  asm volatile("movq goro_tls_m@gottpoff(%%rip), %0\n\tmovq %%fs:(%0), %0" : "=r"(m) : : "memory");
+  return m;
+#else
+  return getm();
+#endif
+}
+
 // Lifecycle (proc.cpp).
 void schedinit(Runtime* r);
 void mstart(M* m);         // run the scheduler loop on the calling thread
@@ -132,7 +149,18 @@ class Entry {
   M* m() const { return g_->m; }
 
  private:
-  static G* enter(const char* api, Mode mode);
+  // enter is the common case inline: a goroutine with no preemption
+  // request; enter_slow does the rest (throw, safepoint) and the same.
+  static G* enter(const char* api, Mode mode) {
+    M* m = getm_inline();
+    G* g = m != nullptr ? m->curg.load(std::memory_order_relaxed) : nullptr;
+    if (g == nullptr || g->preempt.load(std::memory_order_relaxed)) [[unlikely]]
+      return enter_slow(api, mode);
+    g->entries++;
+    acquirem(m);
+    return g;
+  }
+  static G* enter_slow(const char* api, Mode mode);
   G* g_;
 };
 

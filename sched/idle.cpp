@@ -31,6 +31,7 @@
 #include "sched/nanotime.hpp"
 #include "sched/netpoll.hpp"
 #include "sched/proc.hpp"
+#include "sched/sanitizers.hpp"
 #include "sched/signal.hpp"
 
 namespace goro::detail {
@@ -435,9 +436,13 @@ void wake_timer_watcher(std::int64_t when) {
   // the fence orders our heap store before these loads, and a watcher made
   // later reads the heap after publishing its idle P (npidle), under the
   // lock (stopm), so it sees our timer or we see its P and wake an M.
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  // (TSan does not support fences: there the lock is always taken.)
   M* m = nullptr;
-  if (s.pollM.load(std::memory_order_relaxed) != nullptr) {
+#if !GORO_TSAN
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (s.pollM.load(std::memory_order_relaxed) != nullptr)
+#endif
+  {
     std::lock_guard<Lock> lk(s.lock);
     M* pm = s.pollM.load(std::memory_order_relaxed);
     if (pm != nullptr) {

@@ -216,6 +216,92 @@ TEST_P(Sched, YieldersDoNotStarveEachOther) {
   EXPECT_EQ(done_count.load(), 2);
 }
 
+// A yield loop on one P still runs a timer that falls due: yield's fast
+// path (globrunqput_next) runs the P's due timers before it takes the next
+// G, as findrunnable does. The sleeper must wake while the loop is running
+// (bounded in count, not in time).
+TEST_P(Sched, YieldLoopRunsDueTimers) {
+  bool woke = false;
+  goro::run(opts(), [&] {
+    std::atomic<bool> flag{false};
+    goro::WaitGroup wg;
+    wg.add(1);
+    goro::go([&] {
+      goro::sleep_for(1ms);
+      flag = true;
+      wg.done();
+    });
+    for (long i = 0; i < 100000000 && !flag.load(); i++) goro::yield();
+    woke = flag.load();
+    wg.wait();
+  });
+  EXPECT_TRUE(woke) << "100M yields went by and the 1 ms sleeper never woke";
+}
+
+// Dead goroutines are reused: rounds of 500 goroutines that are all alive at
+// once, spawned by main and exiting on whichever P ran them, make only as
+// many new Gs as the other Ps may keep for themselves — the exits past 64
+// per P go to the global free list in batches of 32, and spawning takes
+// them back a batch at a time.
+// Every G is accounted for: live, on a P's free list or on the global one.
+TEST_P(Sched, DeadGoroutinesAreReusedInBatches) {
+  constexpr int kN = 500, kRounds = 20;
+  std::int32_t after_first = 0, after_last = 0, free_total = 0, allg = 0, bad_batches = 0;
+  goro::run(opts(), [&] {
+    detail::Runtime* r = detail::rt();
+    for (int round = 0; round < kRounds; round++) {
+      goro::WaitGroup started, gate, finished;
+      gate.add(1);
+      started.add(kN);
+      finished.add(kN);
+      for (int i = 0; i < kN; i++)
+        goro::go([&] {
+          started.done();
+          gate.wait();
+          finished.done();
+        });
+      started.wait();
+      gate.done();
+      finished.wait();
+      for (int i = 0; i < 1000000 && goro::num_goroutine() != 1; i++) goro::yield();
+      if (round == 0) after_first = r->allglen.load() - r->sched.ngsys.load();
+    }
+    after_last = r->allglen.load() - r->sched.ngsys.load();
+    // Once the other Ps are idle their lists stand still; sched.lock orders
+    // their last writes (pidleput takes it) before our reads. Walk every
+    // list and check the counts against the lengths.
+    for (int i = 0; i < 1000000 && r->sched.npidle.load() != goro::gomaxprocs() - 1; i++) goro::yield();
+    { std::lock_guard<detail::Lock> lk(r->sched.lock); }
+    {
+      std::lock_guard<detail::Lock> lk(r->sched.gFreeLock);
+      std::int32_t global = 0;
+      for (detail::G* b = r->sched.gFree; b != nullptr; b = b->gfreebatch) {
+        std::int32_t n = 0;
+        for (detail::G* g = b; g != nullptr; g = g->schedlink) n++;
+        if (n != b->gfreen) bad_batches++;
+        global += n;
+      }
+      if (global != r->sched.gFreeCount.load()) bad_batches++;
+      free_total = global;
+    }
+    for (int i = 0; i < goro::gomaxprocs(); i++) {
+      detail::P* p = r->allp[i].load();
+      std::int32_t n = 0;
+      for (detail::G* g = p->gFree; g != nullptr; g = g->schedlink) n++;
+      if (n != p->gFreeCount.load()) bad_batches++;
+      free_total += n;
+    }
+    allg = r->allglen.load() - r->sched.ngsys.load();
+  });
+  // Main's P spawns every goroutine; the other Ps each keep up to 63 dead Gs
+  // on their own lists (as Go's do), out of its reach; everything else comes
+  // back to it through the global list.
+  EXPECT_GE(after_first, kN + 1);
+  EXPECT_LE(after_last, kN + 1 + 63 * (GetParam() - 1)) << "later rounds made new Gs instead of reusing dead ones";
+  EXPECT_EQ(bad_batches, 0) << "a free list's count differs from its length";
+  EXPECT_EQ(free_total + 1, allg) << "dead Gs on the free lists, plus main, are all the user Gs";
+}
+
 // runnext: with one P, goroutines spawned A, B, C by main, which then
 // blocks, run C first (the last spawned sits in runnext) and then A, B in
 // FIFO order — Go's order.

@@ -108,9 +108,12 @@ GORO_NO_TSAN void fiber_switch(Fiber& from, Fiber& to, EhGlobals* thread_eh, boo
 void fiber_release(Fiber& f) {
 #if GORO_TSAN
   if (f.tsan != nullptr) __tsan_destroy_fiber(f.tsan);
-#endif
   f.tsan = nullptr;
+#endif
+#if GORO_ASAN
   f.asan_fake = nullptr;
+#endif
+  (void)f;
 }
 
 }  // namespace goro::detail

@@ -27,6 +27,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "sched/sanitizers.hpp"
+
 namespace goro::detail {
 
 // EhGlobals mirrors the Itanium C++ ABI's __cxa_eh_globals.
@@ -39,8 +41,12 @@ struct Fiber {
   void* ctx = nullptr;        // saved stack pointer (fcontext_t) while switched out
   char* stack_lo = nullptr;   // lowest usable byte (just above the guard page)
   char* stack_hi = nullptr;   // one past the highest byte (stacks grow down)
+#if GORO_TSAN
   void* tsan = nullptr;       // ThreadSanitizer fiber handle
+#endif
+#if GORO_ASAN
   void* asan_fake = nullptr;  // AddressSanitizer fake-stack handle
+#endif
   EhGlobals eh;
 };
 

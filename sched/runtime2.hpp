@@ -113,11 +113,12 @@ enum class WaitReason : std::uint8_t {
 const char* wait_reason_string(WaitReason r);
 
 // G is a goroutine. It lives in the dense G table of the slab that holds its
-// stack slot (stack.hpp): 320 bytes beside the Gs made before and after it,
-// so the run queues' and free lists' walks stay on few pages.
+// stack slot (stack.hpp), beside the Gs made before and after it, so the run
+// queues' and free lists' walks stay on few pages. Its fields are ordered so
+// that it packs into three cache lines: a parked goroutine costs its stack
+// page plus this (the parked row: about 4.2 KiB against Go's 2.7).
 struct alignas(64) G {
   Fiber fiber;            // context and stack bounds; only fiber.cpp touches it
-  std::atomic<Gstatus> status{Gstatus::idle};
   std::uint64_t goid = 0;
   M* m = nullptr;         // the M running it; set by execute, cleared at park
   G* schedlink = nullptr; // next in whichever queue holds it (runq lists, gFree)
@@ -125,27 +126,27 @@ struct alignas(64) G {
   void* entry_arg = nullptr;  // the callable, constructed on this G's stack
   std::source_location created_by;
   std::uint64_t parent_goid = 0;
-  WaitReason waitreason = WaitReason::zero;
   std::int64_t waitsince = 0;   // nanotime() when it parked, for dumps
-  std::atomic<bool> preempt{false};  // yield at the next safepoint
   M* lockedm = nullptr;          // lock_os_thread
-  int lockedcount = 0;
   void* param = nullptr;         // a waker's message to the parked G (chan.go's gp.param)
+  G* alllink = nullptr;          // allgs list
+  // GORO_TRACE: the wakeup flow and the waker to show on this G's next
+  // run slice (set by goready, consumed by execute).
+  std::uint64_t trace_flow = 0;
+  std::uint64_t trace_waker = 0;
+  std::atomic<Gstatus> status{Gstatus::idle};
+  WaitReason waitreason = WaitReason::zero;
+  std::atomic<bool> preempt{false};  // yield at the next safepoint
   // selectdone: a select parked with a sudog on several channels; the first
   // waker to CAS it false -> true owns the wake-up (chan.cpp dequeue).
   std::atomic<bool> selectdone{false};
-  Timer sleeptimer;              // sleep_for's timer, embedded: no allocation per sleep
-  G* alllink = nullptr;          // allgs list
+  int lockedcount = 0;
   // entries counts the runtime-entry guards (Entry, proc.hpp) open on this
   // goroutine. Each also counts in its M's locks; when the G parks, mcall
   // takes them off the M it leaves and execute puts them on the M that
   // resumes it, so m.locks always describes the code running on the M.
   std::int32_t entries = 0;
   std::int32_t pins = 0;  // proc_pin depth (also counted in m.locks): for proc_unpin's check
-  // GORO_TRACE: the wakeup flow and the waker to show on this G's next
-  // run slice (set by goready, consumed by execute).
-  std::uint64_t trace_flow = 0;
-  std::uint64_t trace_waker = 0;
   // gcrangen: the GC cycle (gc_mark_gen) in whose concurrent mark this G
   // last ran or was readied, and so was put on the list of stacks the
   // concurrent passes rescan (casgstatus, gc/mgcmark.cpp gc_note_ran).

@@ -183,16 +183,20 @@ bool reset_for_sleep(G*, void* t) {
 
 }  // namespace
 
+// The sleep's timer lives in this frame, on the sleeping goroutine's stack
+// (Go keeps one in each g; here that would cost every goroutine 56 bytes,
+// parked or not): the frame outlives the timer's time in the heap, since
+// checktimers removes it before it readies the G and touches it no more.
 void sleep_until_ns(std::int64_t when, std::int64_t now) {
   Entry e("goro::sleep");
   G* g = e.g();
   if (when <= now) return;
-  Timer* t = &g->sleeptimer;
-  t->when = when;
-  t->period = 0;
-  t->f = sleep_wake;
-  t->arg = g;
-  gopark(reset_for_sleep, t, WaitReason::sleep);
+  Timer t;
+  t.when = when;
+  t.period = 0;
+  t.f = sleep_wake;
+  t.arg = g;
+  gopark(reset_for_sleep, &t, WaitReason::sleep);
 }
 
 }  // namespace goro::detail

@@ -216,6 +216,26 @@ TEST_P(Sched, YieldersDoNotStarveEachOther) {
   EXPECT_EQ(done_count.load(), 2);
 }
 
+// run_gated spawns n goroutines that stay alive until every one has
+// started, calls while_alive() meanwhile, and returns when all have ended.
+template <class F>
+void run_gated(int n, F while_alive) {
+  goro::WaitGroup started, gate, finished;
+  gate.add(1);
+  started.add(n);
+  finished.add(n);
+  for (int i = 0; i < n; i++)
+    goro::go([&] {
+      started.done();
+      gate.wait();
+      finished.done();
+    });
+  started.wait();
+  while_alive();
+  gate.done();
+  finished.wait();
+}
+
 // A yield loop on one P still runs a timer that falls due: yield's fast
 // path (globrunqput_next) runs the P's due timers before it takes the next
 // G, as findrunnable does. The sleeper must wake while the loop is running
@@ -250,19 +270,7 @@ TEST_P(Sched, DeadGoroutinesAreReusedInBatches) {
   goro::run(opts(), [&] {
     detail::Runtime* r = detail::rt();
     for (int round = 0; round < kRounds; round++) {
-      goro::WaitGroup started, gate, finished;
-      gate.add(1);
-      started.add(kN);
-      finished.add(kN);
-      for (int i = 0; i < kN; i++)
-        goro::go([&] {
-          started.done();
-          gate.wait();
-          finished.done();
-        });
-      started.wait();
-      gate.done();
-      finished.wait();
+      run_gated(kN, [] {});
       for (int i = 0; i < 1000000 && goro::num_goroutine() != 1; i++) goro::yield();
       if (round == 0) after_first = r->allglen.load() - r->sched.ngsys.load();
     }
@@ -604,20 +612,7 @@ TEST_P(Sched, NumGoroutineCountsLiveGoroutines) {
   int during = 0, at_start = 0, at_end = -1;
   goro::run(opts(), [&] {
     at_start = goro::num_goroutine();
-    goro::WaitGroup started, gate, finished;
-    gate.add(1);
-    started.add(kN);
-    finished.add(kN);
-    for (int i = 0; i < kN; i++)
-      goro::go([&] {
-        started.done();
-        gate.wait();
-        finished.done();
-      });
-    started.wait();
-    during = goro::num_goroutine();
-    gate.done();
-    finished.wait();
+    run_gated(kN, [&] { during = goro::num_goroutine(); });
     for (int i = 0; i < 1000000 && goro::num_goroutine() != 1; i++) goro::yield();
     at_end = goro::num_goroutine();
   });

@@ -331,11 +331,13 @@ G* globrunqput_next(Runtime* r, M* m, G* g) {
 // after_run completes what the G that just switched back asked for, on g0
 // (Go's park_m, gosched_m, gopreempt_m, goexit0). It returns a G to run at
 // once, or nullptr to look for one (findrunnable): the same G when its park
-// was cancelled by its unlock function (*inherit: it keeps its time
-// slice), or the next G after a yield or a preemption (globrunqput_next).
+// was cancelled by its unlock function or its syscall exit found a P
+// (*inherit: it keeps its time slice), or the next G after a yield or a
+// preemption (globrunqput_next; a new slice).
 G* after_run(Runtime* r, M* m, G* g, bool* inherit) {
   M::Req req = m->req;
   m->req = M::Req::none;
+  *inherit = true;
   switch (req) {
     case M::Req::park: {
       casgstatus(g, Gstatus::running, Gstatus::waiting);
@@ -354,7 +356,6 @@ G* after_run(Runtime* r, M* m, G* g, bool* inherit) {
         fatal("goroutine parked while pinned (proc_pin held across a blocking call)");
       if (!parked) {
         casgstatus(g, Gstatus::waiting, Gstatus::runnable);
-        *inherit = true;
         return g;
       }
       return nullptr;

@@ -16,7 +16,7 @@ using namespace detail;
 
 void yield() {
   Entry e("goro::yield");
-  mcall(e.g(), M::Req::gosched);
+  gosched();
 }
 
 // preempt_point is an Entry that does nothing once inside: opening it is

@@ -32,9 +32,11 @@ EhGlobals* eh_globals() { return reinterpret_cast<EhGlobals*>(abi::__cxa_get_glo
 void (*fiber_entry)() = nullptr;
 
 // after_switch runs on arrival in `self`: record the context of the fiber we
-// came from and confirm the switch to ASan.
+// came from (release: that fiber may already be published, and a thread
+// waiting in fiber_saved may resume it at once) and confirm the switch to
+// ASan.
 GORO_NO_TSAN void after_switch(Fiber* self, ctx::transfer_t t) {
-  static_cast<Fiber*>(t.data)->ctx = t.fctx;
+  __atomic_store_n(&static_cast<Fiber*>(t.data)->ctx, t.fctx, __ATOMIC_RELEASE);
 #if GORO_ASAN
   __sanitizer_finish_switch_fiber(self ? self->asan_fake : nullptr, nullptr, nullptr);
 #else

@@ -21,7 +21,11 @@
 //     copy, swapped at every switch.
 //
 // Invariants: a Fiber is resumed by at most one thread at a time; `ctx` is
-// valid only while the fiber is switched out.
+// valid only while the fiber is switched out. A fiber that is published
+// before its switch-out finishes (the scheduler's direct G-to-G switch) has
+// `ctx` cleared first (fiber_unsave); the switch's arrival side stores the
+// new context with release order, and whoever wants to resume the fiber
+// waits for fiber_saved.
 #pragma once
 
 #include <cstddef>
@@ -62,14 +66,21 @@ void fiber_reuse_stack(Fiber& f);
 // time it is switched to.
 void fiber_make(Fiber& f, char* sp);
 // fiber_thread_eh returns the calling thread's C++ exception globals. Every
-// switch happens between a goroutine and its M's g0 on that M's thread, so an
-// M fetches the pointer once and passes it to each switch.
+// switch happens on one M's thread (goroutine to g0, g0 to goroutine, or
+// goroutine to goroutine), so an M fetches the pointer once and passes it to
+// each switch.
 EhGlobals* fiber_thread_eh();
 // fiber_switch saves the current context in `from` and resumes `to`, on the
 // same thread (thread_eh is that thread's exception globals). It returns when
 // someone switches back to `from`. `from_dies`: `from` will never run again
 // (its sanitizer state is released).
 void fiber_switch(Fiber& from, Fiber& to, EhGlobals* thread_eh, bool from_dies = false);
+// fiber_unsave marks f's context as not saved yet: f is about to be
+// published (queued, or put in a wait queue) while it is still running, and
+// will switch out right after. fiber_saved is true once that switch has
+// stored the context (acquire: the fiber's last writes are visible).
+inline void fiber_unsave(Fiber& f) { __atomic_store_n(&f.ctx, nullptr, __ATOMIC_RELAXED); }
+inline bool fiber_saved(const Fiber& f) { return __atomic_load_n(&f.ctx, __ATOMIC_ACQUIRE) != nullptr; }
 // fiber_release frees the sanitizer state of a fiber that is not running.
 void fiber_release(Fiber& f);
 

@@ -7,10 +7,15 @@
 // it switches back to g0: to park (gopark), to yield (gosched), because it
 // was asked to (safepoint) or because it ended (goexit). Back on g0 the M
 // finishes what the G asked for (park_m, gosched_m, goexit0) and loops.
+// A G that parks or yields with the next G already in hand (runnext after a
+// channel hand-off, the global queue's head on a yield) does that work
+// itself and switches straight to it ("The direct switch", below).
 //
 //   schedule ──► findrunnable ──► execute ──► fiber_switch(g0 → G)
 //      ▲                                           │ G runs user code
 //      └──── park_m / gosched_m / goexit0 ◄────────┘ fiber_switch(G → g0)
+//                                                  │ or: gopark_direct /
+//                                                  └ yield_global: G → G'
 //
 // When there is nothing to run, findrunnable looks at the network without
 // blocking (netpoll(0)), spins a little (a "spinning" M, stealing), then
@@ -36,8 +41,10 @@
 // Invariants (beyond runtime2.hpp's):
 //   - Code on g0 may keep `M* m` across anything: g0 never changes thread.
 //     Code on a G must re-read getg()/getm() after anything that can park.
-//   - A G is executed by one M at a time: it is published runnable only
-//     after its context is saved (g0 publishes, after the switch).
+//   - A G is executed by one M at a time: it is resumed only once its
+//     context is saved (g0 publishes it after the switch; the direct switch
+//     publishes it before, with fiber.ctx cleared, and the resumer waits in
+//     wait_saved).
 //   - An M holding a P never sleeps on its note; an M sleeping has no P.
 #include "sched/proc.hpp"
 
@@ -227,11 +234,189 @@ namespace {
 }  // namespace
 
 // ---------------------------------------------------------------------------
+// The direct switch
+//
+// A goroutine that parks or yields normally switches to g0, which finishes
+// the park (park_m's unlock step) or queues it, looks for the next G and
+// switches to that: two switches, and the g0 loop in between. When the
+// next G is already known on the goroutine's own stack — the head of the
+// global queue that yield takes in the same critical section in which it
+// queues itself, or the G in the P's runnext or local queue when a channel
+// operation parks right after readying its partner — the goroutine does g0's
+// work itself and switches straight to that G: one switch.
+//
+// The price is the property the trip through g0 bought: by the time anyone
+// can see the parked or queued G, its context is saved. Here the G becomes
+// visible (queued, or in a wait queue once unlockf ran) while it still runs
+// the last few instructions before its switch. So it clears its saved
+// context first (fiber_unsave), the switch's arrival side stores the new
+// one with release order (fiber.cpp after_switch), and every M that is
+// about to resume a G waits until its context is saved (wait_saved, in
+// execute and switch_direct): a handshake on the switch, a few nanoseconds
+// of spinning at most unless the switching thread is descheduled.
+//
+// Everything else stays as on g0's path: the same status transitions, the
+// same run-queue order (runq_next takes only what findrunnable would take
+// first; due timers and the 61-tick fairness check send the M to g0), and
+// m.locks stays above zero throughout: the parking G's Entries and its
+// switch leave with it, the next G's come with it plus one for the switch,
+// which that G drops when it arrives (mcall, gmain, gopark, yield_global).
+// Not taken while GORO_TRACE records (every stop is a slice seen from g0),
+// for an M locked to a goroutine, or when the world is stopping or the
+// runtime exiting: g0 has work of its own then.
+
+namespace {
+
+// wait_saved waits until g's context is saved: g may have been published by
+// a direct switch that has not finished yet.
+void wait_saved(G* g) {
+  for (int spins = 0; !fiber_saved(g->fiber); spins++) {
+    if (spins < 100) {
+#if defined(__x86_64__) || defined(__i386__)
+      __builtin_ia32_pause();
+#endif
+    } else {
+      std::this_thread::yield();  // the switching thread was descheduled
+    }
+  }
+}
+
+// direct_ok reports whether g0 may be skipped on this M now.
+bool direct_ok(Runtime* r, M* m) {
+  const Sched& s = r->sched;
+  return !trace_on && m->lockedg == nullptr && m->p != nullptr && !m->in_blocking &&
+         !s.gcwaiting.load(std::memory_order_relaxed) && !s.exiting.load(std::memory_order_relaxed);
+}
+
+// runq_next takes the G findrunnable would run next when that comes from
+// the local run queue (runnext first), no timer of the P being due (the
+// caller checked): nullptr when the queue is empty, the world is stopping, or it is the
+// fairness tick on which findrunnable looks at the global queue first. A G
+// locked to some M goes back where it was (runnext, or the head of an
+// otherwise empty runnext) for g0 to hand over.
+G* runq_next(Runtime* r, M* m, bool* inherit) {
+  const Sched& s = r->sched;
+  P* p = m->p;
+  if (s.gcwaiting.load(std::memory_order_relaxed) || s.exiting.load(std::memory_order_relaxed)) return nullptr;
+  if (p->schedtick.load(std::memory_order_relaxed) % 61 == 0 && s.runqsize.load(std::memory_order_relaxed) > 0)
+    return nullptr;
+  G* next = runqget(p, inherit);
+  if (next != nullptr && next->lockedm != nullptr) {
+    runqput(p, next, true);
+    return nullptr;
+  }
+  return next;
+}
+
+// switch_direct hands m from g to next, or to g0 when next is nullptr (with
+// nothing left for g0 to do but look for work: Req::handed). g has done
+// g0's work for itself and is published with its context cleared; nothing
+// here touches g but its fiber, since another M may be waiting to resume
+// it. entries: g's open Entries, read before it was published. Returns when
+// g runs again, on whichever M; the caller drops the switch's m.locks.
+void switch_direct(M* m, G* g, G* next, bool inherit, std::int32_t entries) {
+  if (next == nullptr) {
+    // g's Entries leave the count here, not in execute: once g0 runs, g
+    // may be running elsewhere, its count changing. The switch's one stays.
+    m->locks.store(m->locks.load(std::memory_order_relaxed) - entries, std::memory_order_relaxed);
+    m->req = M::Req::handed;
+    fiber_switch(g->fiber, m->g0, m->eh);
+    return;
+  }
+  if (next == g) {
+    // yield took itself back (nothing else was queued): run on, in a new
+    // slice, as execute would.
+    g->m = m;
+    casgstatus(g, Gstatus::runnable, Gstatus::running);
+    if (!inherit) {
+      P* p = m->p;
+      p->schedtick.store(p->schedtick.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    }
+    return;
+  }
+  wait_saved(next);
+  m->locks.store(m->locks.load(std::memory_order_relaxed) - entries + next->entries, std::memory_order_relaxed);
+  m->curg.store(next, std::memory_order_release);
+  next->m = m;
+  casgstatus(next, Gstatus::runnable, Gstatus::running);
+  if (!inherit) {
+    P* p = m->p;
+    p->schedtick.store(p->schedtick.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
+  fiber_switch(g->fiber, next->fiber, m->eh);
+}
+
+G* globrunqput_next(Runtime* r, M* m, G* g);
+
+// yield_global is gosched (req gosched: then wakep) and gopreempt: g goes to
+// the tail of the global queue and the M runs the head, which it takes in
+// the same critical section (globrunqput_next), else the local queue's
+// next; g0's gosched_m/gopreempt_m when the direct path is closed.
+void yield_global(G* g, M::Req req) {
+  M* m = g->m;
+  Runtime* r = rt();
+  if (!direct_ok(r, m)) {
+    mcall(g, req);
+    return;
+  }
+  acquirem(m);
+  const std::int32_t entries = g->entries;
+  casgstatus(g, Gstatus::running, Gstatus::runnable);
+  g->m = nullptr;
+  fiber_unsave(g->fiber);
+  bool inherit = false;
+  G* next = globrunqput_next(r, m, g);  // g is published here
+  if (req == M::Req::gosched) wakep();
+  if (next == nullptr) next = runq_next(r, m, &inherit);
+  switch_direct(m, g, next, inherit, entries);
+  releasem(g->m);
+}
+
+// gopark_direct is gopark when the P's local queue has a G to run next: g0's
+// park_m done on g's own stack, then a switch straight to that G.
+void gopark_direct(Runtime* r, M* m, G* g, bool (*unlockf)(G*, void*), void* lock, WaitReason reason) {
+  acquirem(m);
+  const std::int32_t entries = g->entries;
+  g->waitreason = reason;
+  g->waitsince = r->sched.coarse_now.load(std::memory_order_relaxed);
+  casgstatus(g, Gstatus::running, Gstatus::waiting);
+  g->m = nullptr;
+  fiber_unsave(g->fiber);
+  const bool parked = unlockf == nullptr || unlockf(g, lock);  // g may be readied from here on
+  // As in after_run: the G's Entries and this switch are all m.locks may count.
+  if (m->locks.load(std::memory_order_relaxed) != entries + 1)
+    fatal("goroutine parked while pinned (proc_pin held across a blocking call)");
+  if (!parked) {
+    // The unlock function cancelled the park: g runs on, in its own slice.
+    casgstatus(g, Gstatus::waiting, Gstatus::runnable);
+    g->m = m;
+    casgstatus(g, Gstatus::runnable, Gstatus::running);
+    releasem(m);
+    return;
+  }
+  // Timers that fall due are run by g0 (findrunnable), not here: here a
+  // waker that readied g would spin in wait_saved while they ran.
+  P* p = m->p;
+  const std::int64_t when0 = p->timers.when0.load(std::memory_order_relaxed);
+  bool inherit = false;
+  G* next = when0 != 0 && when0 <= nanotime() ? nullptr : runq_next(r, m, &inherit);
+  switch_direct(m, g, next, inherit, entries);
+  releasem(g->m);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
 // Parking and readying
 
 void gopark(bool (*unlockf)(G*, void*), void* lock, WaitReason reason) {
   G* g = getg();
   M* m = g->m;
+  Runtime* r = rt();
+  if (direct_ok(r, m) && !runqempty(m->p)) {
+    gopark_direct(r, m, g, unlockf, lock, reason);
+    return;
+  }
   m->waitunlockf = unlockf;
   m->waitlock = lock;
   g->waitreason = reason;
@@ -270,11 +455,11 @@ void goready(G* g) {
   wakep();
 }
 
-void gosched() { mcall(getg(), M::Req::gosched); }
+void gosched() { yield_global(getg(), M::Req::gosched); }
 
 void goyield() { mcall(getg(), M::Req::goyield); }
 
-void gopreempt() { mcall(getg(), M::Req::preempted); }
+void gopreempt() { yield_global(getg(), M::Req::preempted); }
 
 void safepoint_slow() {
   G* g = getg();
@@ -407,6 +592,10 @@ G* after_run(Runtime* r, M* m, G* g, bool* inherit) {
     case M::Req::abandon:
       m->curg.store(nullptr, std::memory_order_relaxed);
       return nullptr;
+    case M::Req::handed:
+      // A direct switch (gopark_direct, yield_global) already parked or
+      // queued the G and found no G of its own to hand the M to.
+      return nullptr;
     case M::Req::none:
       break;
   }
@@ -422,6 +611,7 @@ const char* stop_reason(M* m, G* g) {
     case M::Req::exit: return "exit";
     case M::Req::exitsyscall: return "syscall (P retaken)";
     case M::Req::abandon: return "abandoned";
+    case M::Req::handed: return "parked or queued itself";
     case M::Req::none: break;
   }
   return "";
@@ -479,6 +669,7 @@ void execute(Runtime* r, M* m, G* g, bool inherit) {
   while (g != nullptr) {
     if (m->p == nullptr) return;  // exiting
     P* p = m->p;
+    wait_saved(g);  // a direct switch may have published g a moment before saving it
     // The G's open Entries come with it, plus one for the switch, which it
     // drops once it runs (mcall, gmain); on the way back it raises one for
     // its own switch, and its Entries leave with it. Raised before curg is
@@ -490,10 +681,15 @@ void execute(Runtime* r, M* m, G* g, bool inherit) {
     if (!inherit) p->schedtick.store(p->schedtick.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     const std::int64_t t0 = trace_on ? nanotime() : 0;
     fiber_switch(m->g0, g->fiber, m->eh);
-    // g0 again: no curg first (the signal handler then leaves this M alone),
-    // then the G's Entries and its switch off the count.
+    // g0 again, switched to by g or by a G that g (directly, or through
+    // others) handed this M to: curg says which.
+    g = m->curg.load(std::memory_order_relaxed);
+    // No curg first (the signal handler then leaves this M alone), then the
+    // G's Entries and its switch off the count. After a direct path's
+    // `handed` the G is published already: it took its Entries off itself.
     m->curg.store(nullptr, std::memory_order_relaxed);
-    m->locks.store(m->locks.load(std::memory_order_relaxed) - g->entries - 1, std::memory_order_relaxed);
+    const std::int32_t entries = m->req == M::Req::handed ? 0 : g->entries;
+    m->locks.store(m->locks.load(std::memory_order_relaxed) - entries - 1, std::memory_order_relaxed);
     if (trace_on) trace_slice(m, p, g, t0);
     g = after_run(r, m, g, &inherit);
   }

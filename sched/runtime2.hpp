@@ -16,15 +16,13 @@
 //      free-G list and the stop-the-world machinery, under sched.lock.
 //
 // Design
-//   A goroutine never switches directly to another goroutine. It switches to
-//   its M's g0 (gopark, gosched, goexit) and g0 decides what runs next; this
-//   is Go's mcall. Costing a second switch (a few ns) it buys the one
-//   property every park path relies on: by the time anyone can see a parked G
-//   (in a channel's wait queue, a timer, the run queue), its context has been
-//   saved, because g0 publishes it after the switch (park_m's unlock step).
-//   Rejected: direct G-to-G switching (saves a switch, but the parking G's
-//   context would be published by the G it switches to, which makes every
-//   wake-up path race with the save).
+//   A goroutine switches to its M's g0 (gopark, gosched, goexit) and g0
+//   decides what runs next; this is Go's mcall. Its rule: by the time anyone
+//   can see a parked G (in a channel's wait queue, a timer, the run queue),
+//   its context has been saved, because g0 publishes it after the switch
+//   (park_m's unlock step). The hot hand-offs skip g0 (proc.cpp, "The direct
+//   switch"): the G publishes itself, context cleared, and switches straight
+//   to the next G, and whoever resumes a G waits until its context is saved.
 //
 // Invariants
 //   - A G is in at most one queue: a P's runq/runnext, sched.runq, a wait
@@ -253,7 +251,7 @@ struct alignas(64) M {
   std::int64_t trace_syscall_ts = 0;  // GORO_TRACE: when the current system call began
 
   // The continuation g0 runs after a G switched to it: Go's mcall argument.
-  enum class Req : std::uint8_t { none, park, gosched, goyield, preempted, exit, exitsyscall, abandon };
+  enum class Req : std::uint8_t { none, park, gosched, goyield, preempted, exit, exitsyscall, abandon, handed };
   Req req = Req::none;
   bool (*waitunlockf)(G*, void*) = nullptr;
   void* waitlock = nullptr;

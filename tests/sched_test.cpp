@@ -310,6 +310,104 @@ TEST_P(Sched, DeadGoroutinesAreReusedInBatches) {
   EXPECT_EQ(free_total + 1, allg) << "dead Gs on the free lists, plus main, are all the user Gs";
 }
 
+// ---------------------------------------------------------------------------
+// The direct switch (proc.cpp): a goroutine that parks right after readying
+// another, or yields, hands its M straight to the next G, and is visible to
+// other Ms (queued, or woken) a moment before its context is saved.
+
+// Pairs ping-pong over unbuffered channels, every value checked, while
+// yielders churn the global queue. Each round trip readies the partner into
+// runnext and parks (the direct hand-off); with several Ps a goroutine may be
+// woken and taken by another M while it is still switching out, which must
+// wait for the save. A goroutine resumed from a stale context would lose its
+// loop counters (held in registers and on its stack) or crash.
+TEST_P(Sched, DirectSwitchKeepsEveryGoroutineWhole) {
+  constexpr int kPairs = 8, kYielders = 4;
+  const long kRounds = scaled(100000);
+  std::atomic<long> bad{0}, sum{0}, yields{0};
+  goro::run(opts(), [&] {
+    goro::WaitGroup wg;
+    wg.add(2 * kPairs + kYielders);
+    for (int p = 0; p < kPairs; p++) {
+      auto ping = goro::make_chan<long>(), pong = goro::make_chan<long>();
+      goro::go([&, ping, pong, p]() mutable {
+        for (long i = 0; i < kRounds; i++) {
+          ping.send(i * kPairs + p);
+          if (pong.recv() != -(i * kPairs + p)) bad++;
+        }
+        wg.done();
+      });
+      goro::go([&, ping, pong, p]() mutable {
+        long local = 0;
+        for (long i = 0; i < kRounds; i++) {
+          const long v = *ping.recv();
+          if (v != i * kPairs + p) bad++;
+          local += v;
+          pong.send(-v);
+        }
+        sum += local;
+        wg.done();
+      });
+    }
+    for (int y = 0; y < kYielders; y++)
+      goro::go([&] {
+        long local = 0;
+        for (long i = 0; i < kRounds; i++, local++) goro::yield();
+        yields += local;
+        wg.done();
+      });
+    wg.wait();
+  });
+  const long n = kRounds * kPairs;  // every value 0 .. n-1 sent once
+  EXPECT_EQ(bad.load(), 0);
+  EXPECT_EQ(sum.load(), n * (n - 1) / 2);
+  EXPECT_EQ(yields.load(), kRounds * kYielders);
+}
+
+// Two goroutines that hand the M to each other through runnext never go
+// back to g0 on the direct path, and share one time slice (as in Go). The
+// direct path still sends the M to g0 when one of the P's timers is due,
+// and sysmon's preemption after a slice of 10 ms still moves the pair
+// behind the global queue. On one P: a sleeper wakes, and main (queued
+// globally by each of its yields) gets to run again, long before the pair
+// reaches its bound of round trips.
+TEST_F(RuntimeTest, DirectHandOffsLeaveRoomForTimersAndTheGlobalQueue) {
+  constexpr long kMaxTrips = 50000000;
+  long trips = 0;
+  bool woke = false;
+  goro::run(procs(1), [&] {
+    std::atomic<bool> stop{false}, slept{false};
+    goro::WaitGroup wg;
+    wg.add(3);
+    auto ping = goro::make_chan<int>(), pong = goro::make_chan<int>();
+    goro::go([&, ping, pong]() mutable {
+      long i = 0;
+      for (; i < kMaxTrips && !stop.load(); i++) {
+        ping.send(1);
+        pong.recv();
+      }
+      trips = i;
+      ping.close();
+      wg.done();
+    });
+    goro::go([&, ping, pong]() mutable {
+      while (ping.recv()) pong.send(1);
+      wg.done();
+    });
+    goro::go([&] {
+      goro::sleep_for(1ms);
+      slept = true;
+      wg.done();
+    });
+    for (long i = 0; i < 1000 && !slept.load(); i++) goro::yield();
+    woke = slept.load();
+    stop = true;
+    wg.wait();
+  });
+  EXPECT_TRUE(woke) << "main yielded 1000 times and the 1 ms sleeper never woke";
+  EXPECT_LT(trips, kMaxTrips) << "the ping-pong pair kept the P to itself";
+}
+
 // runnext: with one P, goroutines spawned A, B, C by main, which then
 // blocks, run C first (the last spawned sits in runnext) and then A, B in
 // FIFO order — Go's order.

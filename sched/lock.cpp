@@ -89,24 +89,7 @@ constexpr int maxHeld = 24;  // more than there are ranks
 }
 }  // namespace
 
-// Threads without an M (the GC's mark helpers) take runtime locks too; they
-// have no P to lose, so only the rank is checked there.
-void Lock::lock_enter(LockRank r) {
-  if (M* m = getm()) acquirem(m);
-#ifndef NDEBUG
-  rank_acquire(r);
-#else
-  (void)r;
-#endif
-}
-
-void Lock::lock_exit(LockRank r) {
-#ifndef NDEBUG
-  rank_release(r);
-#else
-  (void)r;
-#endif
-  if (M* m = getm()) releasem(m);
-}
+void lock_rank_acquire(LockRank r) { rank_acquire(r); }
+void lock_rank_release(LockRank r) { rank_release(r); }
 
 }  // namespace goro::detail

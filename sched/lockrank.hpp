@@ -62,7 +62,8 @@
 //                                                                   emitted under any lock
 //
 // Never held across a park: a goroutine that parks holds at most the one
-// lock its unlock function releases (on g0, after the switch). Semaphores
+// lock its unlock function releases (on g0 after the switch, or on the
+// direct path right before it, the context cleared: proc.cpp). Semaphores
 // that park (gcsema, worldsema) are not in the table: they are taken with no
 // lock held.
 #pragma once
@@ -98,6 +99,10 @@ enum class LockRank : std::uint8_t {
   tracewriter = 99,
 };
 
+// The rank checks of debug builds (lock.cpp).
+void lock_rank_acquire(LockRank r);
+void lock_rank_release(LockRank r);
+
 class Lock {
  public:
   explicit constexpr Lock(LockRank rank) : rank_(rank) {}  // every lock names its rank
@@ -130,9 +135,11 @@ class Lock {
   void unlock_slow();
   // lock_enter raises the calling M's locks (when the thread has an M) and,
   // in debug builds, checks the rank against the locks this thread holds;
-  // lock_exit undoes both.
-  static void lock_enter(LockRank r);
-  static void lock_exit(LockRank r);
+  // lock_exit undoes both. Inline (runtime2.hpp, which needs M): a channel
+  // operation takes and releases a lock twice, and four calls to find the
+  // M were a measurable part of it.
+  static inline void lock_enter(LockRank r);
+  static inline void lock_exit(LockRank r);
 
   std::atomic<std::uint32_t> key_{0};  // 0 free, 1 locked, 2 locked with waiters
   LockRank rank_;

@@ -127,10 +127,12 @@ G* newproc_alloc(std::size_t size, std::size_t align, void** mem) {
   Runtime* r = rt();
   P* p = self->m->p;
   G* g = gfget(r, p);
-  if (g == nullptr)
+  if (g == nullptr) {
     g = malg(r);
-  else
+  } else {
+    wait_saved(g);  // it may have freed itself a moment ago (goexit_direct)
     fiber_reuse_stack(g->fiber);
+  }
   // The callable sits just below the G, on the new goroutine's own stack.
   if (align < 16) align = 16;
   const std::size_t room = static_cast<std::size_t>(g->fiber.stack_hi - g->fiber.stack_lo) / 4;

@@ -63,7 +63,7 @@ namespace goro::detail {
 std::atomic<Runtime*> rt_{nullptr};
 
 // initial-exec: a direct %fs-relative load, not a __tls_get_addr call (goro
-// is linked at start-up, never dlopen'ed late). Declared in proc.hpp, whose
+// is linked at start-up, never dlopen'ed late). Declared in runtime2.hpp, whose
 // getm_inline reads it by its assembler name.
 [[gnu::tls_model("initial-exec")]] thread_local M* tls_m asm("goro_tls_m") = nullptr;
 
@@ -204,10 +204,18 @@ void schedinit_procs(Runtime* r, M* m0) {
 
 namespace {
 
-// goexit1 ends the current goroutine: it switches to g0 for the last time.
+bool direct_ok(Runtime* r, M* m);
+void goexit_direct(Runtime* r, M* m, G* g);
+
+// goexit1 ends the current goroutine: it switches away for the last time,
+// to g0 (goexit0's work in after_run) or, when the P has a G to run next,
+// straight to it (goexit_direct).
 [[noreturn]] void goexit1(G* g) {
   // A hog that ends without another runtime call may still lack a P.
   if (g->preempt.load(std::memory_order_relaxed)) reacquirep(g);
+  M* m = g->m;
+  Runtime* r = rt();
+  if (g != r->main_g && direct_ok(r, m) && !runqempty(m->p)) goexit_direct(r, m, g);
   mcall(g, M::Req::exit, /*dies=*/true);
   __builtin_trap();
 }
@@ -243,7 +251,8 @@ namespace {
 // global queue that yield takes in the same critical section in which it
 // queues itself, or the G in the P's runnext or local queue when a channel
 // operation parks right after readying its partner — the goroutine does g0's
-// work itself and switches straight to that G: one switch.
+// work itself and switches straight to that G: one switch. A goroutine
+// that ends does the same when its P has a G queued (goexit_direct).
 //
 // The price is the property the trip through g0 bought: by the time anyone
 // can see the parked or queued G, its context is saved. Here the G becomes
@@ -266,20 +275,6 @@ namespace {
 // runtime exiting: g0 has work of its own then.
 
 namespace {
-
-// wait_saved waits until g's context is saved: g may have been published by
-// a direct switch that has not finished yet.
-void wait_saved(G* g) {
-  for (int spins = 0; !fiber_saved(g->fiber); spins++) {
-    if (spins < 100) {
-#if defined(__x86_64__) || defined(__i386__)
-      __builtin_ia32_pause();
-#endif
-    } else {
-      std::this_thread::yield();  // the switching thread was descheduled
-    }
-  }
-}
 
 // direct_ok reports whether g0 may be skipped on this M now.
 bool direct_ok(Runtime* r, M* m) {
@@ -314,7 +309,7 @@ G* runq_next(Runtime* r, M* m, bool* inherit) {
 // here touches g but its fiber, since another M may be waiting to resume
 // it. entries: g's open Entries, read before it was published. Returns when
 // g runs again, on whichever M; the caller drops the switch's m.locks.
-void switch_direct(M* m, G* g, G* next, bool inherit, std::int32_t entries) {
+void switch_direct(M* m, G* g, G* next, bool inherit, std::int32_t entries, bool dies = false) {
   if (next == nullptr) {
     // g's Entries leave the count here, not in execute: once g0 runs, g
     // may be running elsewhere, its count changing. The switch's one stays.
@@ -343,7 +338,7 @@ void switch_direct(M* m, G* g, G* next, bool inherit, std::int32_t entries) {
     P* p = m->p;
     p->schedtick.store(p->schedtick.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   }
-  fiber_switch(g->fiber, next->fiber, m->eh);
+  fiber_switch(g->fiber, next->fiber, m->eh, dies);
 }
 
 G* globrunqput_next(Runtime* r, M* m, G* g);
@@ -402,6 +397,31 @@ void gopark_direct(Runtime* r, M* m, G* g, bool (*unlockf)(G*, void*), void* loc
   G* next = when0 != 0 && when0 <= nanotime() ? nullptr : runq_next(r, m, &inherit);
   switch_direct(m, g, next, inherit, entries);
   releasem(g->m);
+}
+
+// goexit_direct is goexit0 on the dying G's own stack, then a switch
+// straight to the P's next G. The G goes on the free list before its last
+// switch, context cleared: a go() that takes it (on this P after the switch,
+// or on another through the global list) waits in wait_saved before it
+// reuses the stack. Not for main (its exit ends the run) nor a G locked to
+// its thread (direct_ok excludes that M); returns only if the P's queue
+// emptied meanwhile, for the caller to exit through g0.
+void goexit_direct(Runtime* r, M* m, G* g) {
+  P* p = m->p;
+  const std::int64_t when0 = p->timers.when0.load(std::memory_order_relaxed);
+  if (when0 != 0 && when0 <= nanotime()) return;  // g0 runs the due timers
+  bool inherit = false;
+  G* next = runq_next(r, m, &inherit);
+  if (next == nullptr) return;
+  acquirem(m);
+  const std::int32_t entries = g->entries;
+  casgstatus(g, Gstatus::running, Gstatus::dead);
+  g->m = nullptr;
+  g->waitreason = WaitReason::zero;
+  fiber_unsave(g->fiber);
+  gfput(r, p, g);  // g may be taken from here on
+  switch_direct(m, g, next, inherit, entries, /*dies=*/true);
+  __builtin_trap();  // a dead G is never resumed
 }
 
 }  // namespace

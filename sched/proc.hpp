@@ -64,23 +64,6 @@ inline Runtime* rt() { return rt_.load(std::memory_order_relaxed); }
 G* getg();
 M* getm();
 
-// getm_inline is getm for the hottest paths (Entry): one asm statement that
-// loads the thread pointer's slot for tls_m, so it inlines, yet can never
-// be cached across a switch to another thread (GCC treats a thread_local's
-// address as constant within a function; this asm is volatile and clobbers
-// memory, so it is re-executed wherever it is written). Elsewhere, the
-// out-of-line getm.
-[[gnu::tls_model("initial-exec")]] extern thread_local M* tls_m asm("goro_tls_m");
-inline M* getm_inline() {
-#if defined(__x86_64__) && defined(__ELF__)
-  M* m;
-  asm volatile("movq goro_tls_m@gottpoff(%%rip), %0\n\tmovq %%fs:(%0), %0" : "=r"(m) : : "memory");
-  return m;
-#else
-  return getm();
-#endif
-}
-
 // Lifecycle (proc.cpp).
 void schedinit(Runtime* r);
 void mstart(M* m);         // run the scheduler loop on the calling thread
@@ -92,6 +75,21 @@ void gfput(Runtime* r, P* p, G* g);
 void gfpurge(Runtime* r, P* p);  // all of p's free Gs to the global list
 G* newproc_alloc(std::size_t size, std::size_t align, void** mem);
 void newproc_start(G* g, const Closure* fn, const std::source_location& where);
+
+// wait_saved waits until g's context is saved: a direct switch (proc.cpp)
+// publishes a G a moment before its switch saves it. Whoever is about to
+// resume a G, or reuse a dead one's stack, calls it first.
+inline void wait_saved(G* g) {
+  for (int spins = 0; !fiber_saved(g->fiber); spins++) {
+    if (spins < 100) {
+#if defined(__x86_64__) || defined(__i386__)
+      __builtin_ia32_pause();
+#endif
+    } else {
+      std::this_thread::yield();  // the switching thread was descheduled
+    }
+  }
+}
 
 // Parking. gopark switches to g0 and, there, runs unlockf(g, lock); if that
 // returns false the G resumes at once. Otherwise it stays _Gwaiting until

@@ -270,6 +270,44 @@ inline void releasem(M* m) {
   m->locks.store(m->locks.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
 }
 
+// getm_inline reads the current M for the hottest paths (Entry, Lock): one
+// asm statement that loads the thread pointer's slot for tls_m, so it
+// inlines, yet can never be cached across a switch to another thread (GCC
+// treats a thread_local's address as constant within a function; this asm
+// is volatile and clobbers memory, so it is re-executed wherever it is
+// written). Elsewhere, the out-of-line getm (proc.hpp).
+[[gnu::tls_model("initial-exec")]] extern thread_local M* tls_m asm("goro_tls_m");
+M* getm();
+inline M* getm_inline() {
+#if defined(__x86_64__) && defined(__ELF__)
+  M* m;
+  asm volatile("movq goro_tls_m@gottpoff(%%rip), %0\n\tmovq %%fs:(%0), %0" : "=r"(m) : : "memory");
+  return m;
+#else
+  return getm();
+#endif
+}
+
+// Threads without an M (the GC's mark helpers) take runtime locks too; they
+// have no P to lose, so only the rank is checked there.
+inline void Lock::lock_enter(LockRank r) {
+  if (M* m = getm_inline()) acquirem(m);
+#ifndef NDEBUG
+  lock_rank_acquire(r);
+#else
+  (void)r;
+#endif
+}
+
+inline void Lock::lock_exit(LockRank r) {
+#ifndef NDEBUG
+  lock_rank_release(r);
+#else
+  (void)r;
+#endif
+  if (M* m = getm_inline()) releasem(m);
+}
+
 // schedt is the global scheduler state.
 struct Sched {
   std::atomic<std::uint64_t> goidgen{0};

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <cstdlib>
 
+#include "sched/runtime2.hpp"  // Lock::lock_enter/lock_exit
 #include "sched/sanitizers.hpp"
 
 #if GORO_ASAN

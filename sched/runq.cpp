@@ -88,7 +88,16 @@ std::uint32_t runqgrab(P* p, std::atomic<G*>* batch, std::uint32_t batchHead, bo
 
 void runqput(P* p, G* g, bool next) {
   if (next) {
-    G* old = p->runnext.exchange(g, std::memory_order_acq_rel);
+    // Only the owner (us) makes runnext non-null; thieves only take it. So
+    // an empty runnext stays empty until our store: no locked instruction
+    // for the common case (a goroutine readied by one about to block). A
+    // full one may be stolen meanwhile: swap it out atomically.
+    G* old = p->runnext.load(std::memory_order_relaxed);
+    if (old == nullptr) {
+      p->runnext.store(g, std::memory_order_release);
+      return;
+    }
+    old = p->runnext.exchange(g, std::memory_order_acq_rel);
     if (old == nullptr) return;
     g = old;  // kick the old runnext to the tail
   }

@@ -215,7 +215,9 @@ void goexit_direct(Runtime* r, M* m, G* g);
   if (g->preempt.load(std::memory_order_relaxed)) reacquirep(g);
   M* m = g->m;
   Runtime* r = rt();
+  acquirem(m);  // no Entry is open here: keep the signal off our P while we decide
   if (g != r->main_g && direct_ok(r, m) && !runqempty(m->p)) goexit_direct(r, m, g);
+  releasem(m);
   mcall(g, M::Req::exit, /*dies=*/true);
   __builtin_trap();
 }
@@ -350,11 +352,14 @@ G* globrunqput_next(Runtime* r, M* m, G* g);
 void yield_global(G* g, M::Req req) {
   M* m = g->m;
   Runtime* r = rt();
+  // m.locks first: a preemption may come from a safepoint with no Entry
+  // open, and the signal must not take the P while we use it.
+  acquirem(m);
   if (!direct_ok(r, m)) {
+    releasem(m);
     mcall(g, req);
     return;
   }
-  acquirem(m);
   const std::int32_t entries = g->entries;
   casgstatus(g, Gstatus::running, Gstatus::runnable);
   g->m = nullptr;
@@ -368,9 +373,9 @@ void yield_global(G* g, M::Req req) {
 }
 
 // gopark_direct is gopark when the P's local queue has a G to run next: g0's
-// park_m done on g's own stack, then a switch straight to that G.
+// park_m done on g's own stack, then a switch straight to that G. Called
+// with m.locks raised for the switch (gopark).
 void gopark_direct(Runtime* r, M* m, G* g, bool (*unlockf)(G*, void*), void* lock, WaitReason reason) {
-  acquirem(m);
   const std::int32_t entries = g->entries;
   g->waitreason = reason;
   g->waitsince = r->sched.coarse_now.load(std::memory_order_relaxed);
@@ -404,8 +409,9 @@ void gopark_direct(Runtime* r, M* m, G* g, bool (*unlockf)(G*, void*), void* loc
 // switch, context cleared: a go() that takes it (on this P after the switch,
 // or on another through the global list) waits in wait_saved before it
 // reuses the stack. Not for main (its exit ends the run) nor a G locked to
-// its thread (direct_ok excludes that M); returns only if the P's queue
-// emptied meanwhile, for the caller to exit through g0.
+// its thread (direct_ok excludes that M); returns only if a timer is due or
+// the P's queue emptied meanwhile, for the caller to exit through g0. Called
+// with m.locks raised for the switch (goexit1).
 void goexit_direct(Runtime* r, M* m, G* g) {
   P* p = m->p;
   const std::int64_t when0 = p->timers.when0.load(std::memory_order_relaxed);
@@ -413,7 +419,6 @@ void goexit_direct(Runtime* r, M* m, G* g) {
   bool inherit = false;
   G* next = runq_next(r, m, &inherit);
   if (next == nullptr) return;
-  acquirem(m);
   const std::int32_t entries = g->entries;
   casgstatus(g, Gstatus::running, Gstatus::dead);
   g->m = nullptr;
@@ -433,10 +438,12 @@ void gopark(bool (*unlockf)(G*, void*), void* lock, WaitReason reason) {
   G* g = getg();
   M* m = g->m;
   Runtime* r = rt();
+  acquirem(m);  // the switch's count, raised before we decide: the P stays ours
   if (direct_ok(r, m) && !runqempty(m->p)) {
     gopark_direct(r, m, g, unlockf, lock, reason);
     return;
   }
+  releasem(m);
   m->waitunlockf = unlockf;
   m->waitlock = lock;
   g->waitreason = reason;

@@ -146,3 +146,7 @@ class Lock {
 };
 
 }  // namespace goro::detail
+
+// Lock::lock_enter and lock_exit are inline, beside M (runtime2.hpp): every
+// file that takes a Lock sees their definitions through this header.
+#include "sched/runtime2.hpp"

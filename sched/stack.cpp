@@ -9,7 +9,6 @@
 #include <mutex>
 #include <cstdlib>
 
-#include "sched/runtime2.hpp"  // Lock::lock_enter/lock_exit
 #include "sched/sanitizers.hpp"
 
 #if GORO_ASAN

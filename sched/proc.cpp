@@ -286,11 +286,11 @@ bool direct_ok(Runtime* r, M* m) {
 }
 
 // runq_next takes the G findrunnable would run next when that comes from
-// the local run queue (runnext first), no timer of the P being due (the
-// caller checked): nullptr when the queue is empty, the world is stopping, or it is the
-// fairness tick on which findrunnable looks at the global queue first. A G
-// locked to some M goes back where it was (runnext, or the head of an
-// otherwise empty runnext) for g0 to hand over.
+// the local run queue (runnext first); the caller has made sure no timer
+// of the P is due. nullptr: the queue is empty, the world is stopping, or
+// it is the fairness tick on which findrunnable looks at the global queue
+// first. A G locked to an M is put back, into runnext (empty at that
+// point, so it still runs next), for g0 to hand over.
 G* runq_next(Runtime* r, M* m, bool* inherit) {
   const Sched& s = r->sched;
   P* p = m->p;

@@ -76,7 +76,7 @@ void gfpurge(Runtime* r, P* p);  // all of p's free Gs to the global list
 G* newproc_alloc(std::size_t size, std::size_t align, void** mem);
 void newproc_start(G* g, const Closure* fn, const std::source_location& where);
 
-// wait_saved waits until g's context is saved: a direct switch (proc.cpp)
+// wait_saved waits until g's context is saved: a direct switch (direct.cpp)
 // publishes a G a moment before its switch saves it. Whoever is about to
 // resume a G, or reuse a dead one's stack, calls it first.
 inline void wait_saved(G* g) {
@@ -90,6 +90,20 @@ inline void wait_saved(G* g) {
     }
   }
 }
+
+// The direct switch (direct.cpp): g0's work done on the goroutine's own
+// stack, then a switch straight to the next G. direct_ok: may this M skip
+// g0 now. yield_global is gosched/gopreempt (req gosched or preempted);
+// gopark_direct and goexit_direct are called with m.locks raised for the
+// switch, and goexit_direct returns only when it declines.
+bool direct_ok(Runtime* r, M* m);
+void yield_global(G* g, M::Req req);
+void gopark_direct(Runtime* r, M* m, G* g, bool (*unlockf)(G*, void*), void* lock, WaitReason reason);
+void goexit_direct(Runtime* r, M* m, G* g);
+// globrunqput_next queues g, which just stopped, on the global queue and
+// takes the G findrunnable would run next, in one critical section
+// (proc.cpp); nullptr when that is not the global queue's head.
+G* globrunqput_next(Runtime* r, M* m, G* g);
 
 // Parking. gopark switches to g0 and, there, runs unlockf(g, lock); if that
 // returns false the G resumes at once. Otherwise it stays _Gwaiting until

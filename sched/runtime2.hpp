@@ -20,8 +20,8 @@
 //   decides what runs next; this is Go's mcall. Its rule: by the time anyone
 //   can see a parked G (in a channel's wait queue, a timer, the run queue),
 //   its context has been saved, because g0 publishes it after the switch
-//   (park_m's unlock step). The hot hand-offs skip g0 (proc.cpp, "The direct
-//   switch"): the G publishes itself, context cleared, and switches straight
+//   (park_m's unlock step). The hot hand-offs skip g0 (the direct switch,
+//   direct.cpp): the G publishes itself, context cleared, and switches straight
 //   to the next G, and whoever resumes a G waits until its context is saved.
 //
 // Invariants

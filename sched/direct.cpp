@@ -81,29 +81,28 @@ void switch_direct(M* m, G* g, G* next, bool inherit, std::int32_t entries, bool
     fiber_switch(g->fiber, m->g0, m->eh);
     return;
   }
-  if (next == g) {
-    // yield took itself back (nothing else was queued): run on, in a new
-    // slice, as execute would.
-    g->m = m;
-    casgstatus(g, Gstatus::runnable, Gstatus::running);
-    if (!inherit) {
-      P* p = m->p;
-      p->schedtick.store(p->schedtick.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-    }
-    return;
+  // next == g: a yield took itself back (nothing else was queued) and runs
+  // on, in a new slice, as execute would run it; no switch.
+  if (next != g) {
+    wait_saved(next);
+    m->locks.store(m->locks.load(std::memory_order_relaxed) - entries + next->entries, std::memory_order_relaxed);
+    m->curg.store(next, std::memory_order_release);
   }
-  wait_saved(next);
-  m->locks.store(m->locks.load(std::memory_order_relaxed) - entries + next->entries, std::memory_order_relaxed);
-  m->curg.store(next, std::memory_order_release);
   next->m = m;
   casgstatus(next, Gstatus::runnable, Gstatus::running);
   if (!inherit) {
     P* p = m->p;
     p->schedtick.store(p->schedtick.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   }
-  fiber_switch(g->fiber, next->fiber, m->eh, dies);
+  if (next != g) fiber_switch(g->fiber, next->fiber, m->eh, dies);
 }
 
+// timer_due: one of p's timers is due now, and g0 should run it
+// (findrunnable) rather than the direct path.
+bool timer_due(P* p) {
+  const std::int64_t when0 = p->timers.when0.load(std::memory_order_relaxed);
+  return when0 != 0 && when0 <= nanotime();
+}
 
 }  // namespace
 
@@ -158,10 +157,8 @@ void gopark_direct(Runtime* r, M* m, G* g, bool (*unlockf)(G*, void*), void* loc
   }
   // Timers that fall due are run by g0 (findrunnable), not here: here a
   // waker that readied g would spin in wait_saved while they ran.
-  P* p = m->p;
-  const std::int64_t when0 = p->timers.when0.load(std::memory_order_relaxed);
   bool inherit = false;
-  G* next = when0 != 0 && when0 <= nanotime() ? nullptr : runq_next(r, m, &inherit);
+  G* next = timer_due(m->p) ? nullptr : runq_next(r, m, &inherit);
   switch_direct(m, g, next, inherit, entries);
   releasem(g->m);
 }
@@ -176,8 +173,7 @@ void gopark_direct(Runtime* r, M* m, G* g, bool (*unlockf)(G*, void*), void* loc
 // with m.locks raised for the switch (goexit1).
 void goexit_direct(Runtime* r, M* m, G* g) {
   P* p = m->p;
-  const std::int64_t when0 = p->timers.when0.load(std::memory_order_relaxed);
-  if (when0 != 0 && when0 <= nanotime()) return;  // g0 runs the due timers
+  if (timer_due(p)) return;
   bool inherit = false;
   G* next = runq_next(r, m, &inherit);
   if (next == nullptr) return;

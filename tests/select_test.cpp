@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "goro/goro.hpp"
+#include "runtime/hchan.hpp"
 #include "test_util.hpp"
 
 namespace goro::test {
@@ -377,6 +378,55 @@ TEST_P(SelectTest, MoveOnlyValues) {
       EXPECT_EQ(*p, want++);
     }
     EXPECT_EQ(want, 100);
+  });
+}
+
+// A case borrows a Chan lvalue for its select statement (no reference
+// taken) and owns everything else: an rvalue, and any copy or move of a case,
+// so a case kept beyond its statement (an AnyCase) keeps its channel alive.
+TEST_P(SelectTest, CasesBorrowLvaluesAndOwnTheRest) {
+  run(opts(), [] {
+    auto a = make_chan<int>(4);
+    const detail::HchanBase* h = detail::hchan_of(a);
+    auto refs = [h] { return h->refs.load(std::memory_order_relaxed); };
+    std::intptr_t during = 0;
+
+    // The case functions run inside select, while its cases still exist.
+    a.send(1);
+    select(case_recv(a, [&] { during = refs(); }));
+    EXPECT_EQ(during, 1);  // borrowed: a's own reference only
+    a.send(2);
+    select(case_send(a, 3, [&] { during = refs(); }), case_default());
+    EXPECT_EQ(during, 1);
+    EXPECT_EQ(a.recv(), 2);
+    EXPECT_EQ(a.recv(), 3);
+
+    a.send(4);
+    select(case_recv(Chan<int>(a), [&] { during = refs(); }));
+    EXPECT_EQ(during, 2);  // the temporary's reference, kept by the case
+    EXPECT_EQ(refs(), 1);
+
+    {
+      auto c = case_recv(a);   // borrowed
+      auto d = std::move(c);   // a moved case owns
+      EXPECT_EQ(refs(), 2);
+      a.send(5);
+      EXPECT_EQ(select(std::move(d), case_default()), 0u);
+      EXPECT_EQ(d.val, 5);
+    }
+    EXPECT_EQ(refs(), 1);
+
+    // An AnyCase made from a local Chan that goes out of scope still
+    // receives from it (ASan reports a borrowed channel that dangled).
+    std::vector<AnyCase> cases;
+    std::optional<int> got;
+    {
+      auto local = make_chan<int>(1);
+      local.send(6);
+      cases.push_back(case_recv(local, [&](std::optional<int> v) { got = v; }));
+    }
+    EXPECT_EQ(select(cases), 0u);
+    EXPECT_EQ(got, 6);
   });
 }
 

@@ -52,14 +52,50 @@ struct NoFn {
   void operator()() const noexcept {}
 };
 
+// CaseChan is a case's channel. A case made from a Chan lvalue borrows it:
+// in `select(case_recv(a), case_recv(b))` the cases live only as long as
+// the select statement, and a and b outlive it, so the case takes no
+// reference — a copy would cost two atomic read-modify-writes per case and
+// per select, on the channel's contended cache line. A case made from an
+// rvalue (`case_recv(goro::after(d))`) owns the channel, as does any copy
+// or move of a case: a case kept beyond its statement (an AnyCase, or a
+// case stored in a variable and moved) holds its own reference. The borrowed
+// Chan is read when the select starts, as Go evaluates a case's channel
+// expression on entering the select.
+template <class T>
+class CaseChan {
+ public:
+  explicit CaseChan(const Chan<T>& c) noexcept : borrowed_(&c) {}
+  explicit CaseChan(Chan<T>&& c) noexcept : owned_(std::move(c)) {}
+  CaseChan(const CaseChan& o) noexcept : owned_(o.get()) {}
+  CaseChan(CaseChan&& o) noexcept
+      : owned_(o.borrowed_ != nullptr ? Chan<T>(*o.borrowed_) : std::move(o.owned_)) {}
+  CaseChan& operator=(const CaseChan& o) noexcept {
+    owned_ = o.get();  // a copy: o may be this, or borrow what owned_ holds
+    borrowed_ = nullptr;
+    return *this;
+  }
+  CaseChan& operator=(CaseChan&& o) noexcept {
+    if (this != &o) owned_ = o.borrowed_ != nullptr ? Chan<T>(*o.borrowed_) : std::move(o.owned_);
+    borrowed_ = nullptr;
+    return *this;
+  }
+
+  const Chan<T>& get() const noexcept { return borrowed_ != nullptr ? *borrowed_ : owned_; }
+
+ private:
+  const Chan<T>* borrowed_ = nullptr;
+  Chan<T> owned_;
+};
+
 template <class T, class F>
 struct RecvCase {
-  Chan<T> ch;
+  CaseChan<T> ch;
   F fn;
   std::optional<T> val;
 
   void prepare(Scase& s) {
-    s.c = hchan_of(ch);
+    s.c = hchan_of(ch.get());
     s.elem = &val;
     s.send = false;
   }
@@ -83,12 +119,12 @@ struct RecvCase {
 
 template <class T, class F>
 struct SendCase {
-  Chan<T> ch;
+  CaseChan<T> ch;
   T val;
   F fn;
 
   void prepare(Scase& s) {
-    s.c = hchan_of(ch);
+    s.c = hchan_of(ch.get());
     s.elem = &val;
     s.send = true;
   }
@@ -204,21 +240,35 @@ class AnyCase {
 };
 
 // case_recv is `case v, ok := <-ch:`; fn receives std::optional<T> (nullopt:
-// closed and drained) or takes no argument; it may be omitted.
+// closed and drained) or takes no argument; it may be omitted. ch is taken
+// as by value (Chan<T> ch), in two overloads: an lvalue is borrowed for the
+// select statement, an rvalue is kept (detail::CaseChan).
 template <class T, class F = detail::NoFn>
-detail::RecvCase<T, std::decay_t<F>> case_recv(Chan<T> ch, F&& fn = {}) {
+detail::RecvCase<T, std::decay_t<F>> case_recv(const Chan<T>& ch, F&& fn = {}) {
   static_assert(std::is_invocable_v<std::decay_t<F>&, std::optional<T>> ||
                     std::is_invocable_v<std::decay_t<F>&>,
                 "goro::case_recv: fn must take std::optional<T> (or nothing)");
-  return {std::move(ch), std::forward<F>(fn), std::nullopt};
+  return {detail::CaseChan<T>(ch), std::forward<F>(fn), std::nullopt};
+}
+template <class T, class F = detail::NoFn>
+detail::RecvCase<T, std::decay_t<F>> case_recv(Chan<T>&& ch, F&& fn = {}) {
+  static_assert(std::is_invocable_v<std::decay_t<F>&, std::optional<T>> ||
+                    std::is_invocable_v<std::decay_t<F>&>,
+                "goro::case_recv: fn must take std::optional<T> (or nothing)");
+  return {detail::CaseChan<T>(std::move(ch)), std::forward<F>(fn), std::nullopt};
 }
 
 // case_send is `case ch <- v:`; fn() runs after the send; it may be omitted.
-// If another case is chosen, v is dropped.
+// If another case is chosen, v is dropped. ch as for case_recv.
 template <class T, class F = detail::NoFn>
-detail::SendCase<T, std::decay_t<F>> case_send(Chan<T> ch, std::type_identity_t<T> v, F&& fn = {}) {
+detail::SendCase<T, std::decay_t<F>> case_send(const Chan<T>& ch, std::type_identity_t<T> v, F&& fn = {}) {
   static_assert(std::is_invocable_v<std::decay_t<F>&>, "goro::case_send: fn must take nothing");
-  return {std::move(ch), std::move(v), std::forward<F>(fn)};
+  return {detail::CaseChan<T>(ch), std::move(v), std::forward<F>(fn)};
+}
+template <class T, class F = detail::NoFn>
+detail::SendCase<T, std::decay_t<F>> case_send(Chan<T>&& ch, std::type_identity_t<T> v, F&& fn = {}) {
+  static_assert(std::is_invocable_v<std::decay_t<F>&>, "goro::case_send: fn must take nothing");
+  return {detail::CaseChan<T>(std::move(ch)), std::move(v), std::forward<F>(fn)};
 }
 
 // case_default is `default:`; at most one per select.

@@ -13,8 +13,14 @@
 // (findrunnable, sched.pollUntil).
 //
 // Invariants:
-//   - t.pp != nullptr  <=>  t is in t.pp->timers.heap at index t.index.
+//   - t.pp != nullptr  <=>  t is in t.pp->timers.heap (at index t.index if
+//     t.indexed).
 //   - t.pp and t.index change only under t.pp->timers.lock.
+//   - a timer that is not `indexed` (a sleep's) is never deleted before it
+//     fires, so it leaves the heap only from the top: its index is never
+//     needed, and the sifts do not write it. That write, into the sleeper's
+//     frame on its own stack, was a cache miss (and often a TLB miss) at
+//     every level a sift moved the timer.
 //   - a heap entry's `when` equals its timer's `when`: the heap keeps a
 //     copy beside the pointer, so sifting compares entries in the heap's
 //     own array instead of loading each timer (a cache miss apiece when
@@ -43,12 +49,14 @@ struct Timer {
   void* arg = nullptr;
   std::uintptr_t seq = 0;
   std::atomic<P*> pp{nullptr};  // the P whose heap holds it, if any
-  std::int32_t index = -1;
+  std::int32_t index = -1;      // its place in that heap, if indexed
+  bool indexed = true;          // false: never deltimer'd or modtimer'd
 };
 
 struct TimerWhen {
   std::int64_t when;
   Timer* t;
+  bool indexed;  // t->indexed, kept here so a sift need not load t
 };
 
 struct Timers {

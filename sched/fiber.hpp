@@ -1,11 +1,10 @@
 // fiber.hpp — a saved execution context on a stack: the one place that knows
-// about Boost.Context and the sanitizers' fiber hooks (Go's gogo/mcall and
-// the g.sched gobuf).
+// how a context is switched and about the sanitizers' fiber hooks (Go's
+// gogo/mcall and the g.sched gobuf).
 //
-// goro switches with Boost.Context's fcontext layer (make_fcontext /
-// jump_fcontext, the assembly under boost::context::fiber): a switch pushes the
-// callee-saved registers on the current stack and leaves the stack pointer in
-// `ctx`. That makes `ctx` exactly what the garbage collector needs: scanning
+// A switch (goro's own goro_switch on x86-64, Boost.Context's jump_fcontext
+// elsewhere; fiber.cpp says why) pushes the callee-saved registers on the
+// current stack and leaves the stack pointer in `ctx`. That makes `ctx` exactly what the garbage collector needs: scanning
 // [ctx, stack_hi) covers the saved registers and every live frame.
 //
 // What a raw switch does not do, fiber_switch does:
@@ -42,7 +41,7 @@ struct EhGlobals {
 };
 
 struct Fiber {
-  void* ctx = nullptr;        // saved stack pointer (fcontext_t) while switched out
+  void* ctx = nullptr;        // saved stack pointer while switched out
   char* stack_lo = nullptr;   // lowest usable byte (just above the guard page)
   char* stack_hi = nullptr;   // one past the highest byte (stacks grow down)
 #if GORO_TSAN

@@ -39,7 +39,7 @@
 // goroutine's first instructions (gmain) and last (goexit1), an Entry
 // between its safepoint and raising the count — lie in libgoro, so the
 // handler also declines a PC inside libgoro (and Boost.Context, whose
-// jump_fcontext is goro's switch). Nothing else is on that list: libc and
+// jump_fcontext is goro's switch off x86-64). Nothing else is on that list: libc and
 // libstdc++ are user code as far as the P is concerned.
 //
 // Where this cannot work: if goro is linked statically into the program its

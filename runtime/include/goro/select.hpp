@@ -88,6 +88,11 @@ class CaseChan {
   Chan<T> owned_;
 };
 
+// recv_fn_ok: a receive case's function takes std::optional<T> or nothing.
+template <class T, class F>
+inline constexpr bool recv_fn_ok =
+    std::is_invocable_v<std::decay_t<F>&, std::optional<T>> || std::is_invocable_v<std::decay_t<F>&>;
+
 template <class T, class F>
 struct RecvCase {
   CaseChan<T> ch;
@@ -240,21 +245,17 @@ class AnyCase {
 };
 
 // case_recv is `case v, ok := <-ch:`; fn receives std::optional<T> (nullopt:
-// closed and drained) or takes no argument; it may be omitted. ch is taken
-// as by value (Chan<T> ch), in two overloads: an lvalue is borrowed for the
-// select statement, an rvalue is kept (detail::CaseChan).
+// closed and drained) or takes no argument; it may be omitted. The two
+// overloads accept what a by-value `Chan<T> ch` would: an lvalue is borrowed
+// for the select statement, an rvalue is kept (detail::CaseChan).
 template <class T, class F = detail::NoFn>
 detail::RecvCase<T, std::decay_t<F>> case_recv(const Chan<T>& ch, F&& fn = {}) {
-  static_assert(std::is_invocable_v<std::decay_t<F>&, std::optional<T>> ||
-                    std::is_invocable_v<std::decay_t<F>&>,
-                "goro::case_recv: fn must take std::optional<T> (or nothing)");
+  static_assert(detail::recv_fn_ok<T, F>, "goro::case_recv: fn must take std::optional<T> (or nothing)");
   return {detail::CaseChan<T>(ch), std::forward<F>(fn), std::nullopt};
 }
 template <class T, class F = detail::NoFn>
 detail::RecvCase<T, std::decay_t<F>> case_recv(Chan<T>&& ch, F&& fn = {}) {
-  static_assert(std::is_invocable_v<std::decay_t<F>&, std::optional<T>> ||
-                    std::is_invocable_v<std::decay_t<F>&>,
-                "goro::case_recv: fn must take std::optional<T> (or nothing)");
+  static_assert(detail::recv_fn_ok<T, F>, "goro::case_recv: fn must take std::optional<T> (or nothing)");
   return {detail::CaseChan<T>(std::move(ch)), std::forward<F>(fn), std::nullopt};
 }
 

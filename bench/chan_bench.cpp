@@ -6,11 +6,11 @@
 // (capacity and element type: Go's int is a 64-bit integer), the same op
 // count. The conventions are those of sched_bench.cpp:
 //
-//  * Each repetition is one goro::run(); GOMAXPROCS comes from the
-//    environment (Options{} reads $GOMAXPROCS).
-//  * The Go harness runs its closure once to warm up and then measures, in
-//    the same process; each goro twin does the same work once, untimed, in
-//    the same run() before measuring.
+//  * The Go harness runs its closure once to warm up and then measures five
+//    runs, in the same process; the repetitions of a goro twin run in one
+//    runtime that lives as long as the program (in_warm_goro), and the first
+//    does the same warm-up work once, untimed, before measuring. GOMAXPROCS
+//    comes from the environment (Options{} reads $GOMAXPROCS).
 //  * real_time rows fix the iteration count to the Go peer's op count and use
 //    manual time: the figure is total wall time / ops, as Go's nsPer. Where
 //    the ops run on other goroutines (prodcons, select, threadring) the
@@ -40,7 +40,8 @@ using namespace goro_bench;
 constexpr std::int64_t kPingpongN = 1'000'000;
 
 void BM_pingpong(benchmark::State& state) {
-  in_goro(state, {}, [&] {
+  static bool warmed = false;
+  in_warm_goro(state, 0, &warmed, [&](bool first) {
     auto ping = goro::make_chan<std::int64_t>();
     auto pong = goro::make_chan<std::int64_t>();
     goro::WaitGroup wg;
@@ -49,7 +50,7 @@ void BM_pingpong(benchmark::State& state) {
       for (std::int64_t v : ping) pong.send(v);
       wg.done();
     });
-    for (std::int64_t i = 0; i < kPingpongN; i++) {  // warm-up, untimed
+    for (std::int64_t i = 0; first && i < kPingpongN; i++) {  // warm-up, untimed
       ping.send(i);
       pong.recv();
     }
@@ -89,8 +90,9 @@ double prodcons_once(std::int64_t n) {
 }
 
 void BM_prodcons(benchmark::State& state) {
-  in_goro(state, {}, [&] {
-    prodcons_once(kProdconsN);  // warm-up
+  static bool warmed = false;
+  in_warm_goro(state, 0, &warmed, [&](bool first) {
+    if (first) prodcons_once(kProdconsN);  // warm-up
     count_iterations(state, prodcons_once(state.max_iterations));
   });
 }
@@ -122,8 +124,9 @@ double select_once(std::int64_t n) {
 }
 
 void BM_select(benchmark::State& state) {
-  in_goro(state, {}, [&] {
-    select_once(kSelectN);  // warm-up
+  static bool warmed = false;
+  in_warm_goro(state, 0, &warmed, [&](bool first) {
+    if (first) select_once(kSelectN);  // warm-up
     count_iterations(state, select_once(state.max_iterations));
   });
 }
@@ -139,7 +142,8 @@ constexpr int kRing = 503;
 constexpr std::int64_t kHops = 3'000'000;
 
 void BM_threadring(benchmark::State& state) {
-  in_goro(state, {}, [&] {
+  static bool warmed = false;
+  in_warm_goro(state, 0, &warmed, [&](bool first) {
     std::vector<goro::Chan<std::int64_t>> chans;
     for (int i = 0; i < kRing; i++) chans.push_back(goro::make_chan<std::int64_t>());
     auto done = goro::make_chan<int>();
@@ -160,7 +164,7 @@ void BM_threadring(benchmark::State& state) {
       done.recv();
       return seconds_since(t0);
     };
-    once(kHops);  // warm-up
+    if (first) once(kHops);  // warm-up
     count_iterations(state, once(state.max_iterations));
     for (auto& c : chans) c.close();  // nobody is sending now: all goroutines exit
   });
@@ -199,8 +203,9 @@ void BM_skynet(benchmark::State& state) {
     if (sum != kSkynetSum) throw std::runtime_error("skynet: wrong sum");
     return el;
   };
-  in_goro(state, {}, [&] {
-    once();  // warm-up
+  static bool warmed = false;
+  in_warm_goro(state, 0, &warmed, [&](bool first) {
+    if (first) once();  // warm-up
     for (auto _ : state) {
       const double el = once();
       state.counters["ms"] = el * 1e3;
@@ -239,16 +244,18 @@ double chanmake_once(std::int64_t n) {
 }
 
 void BM_chanmake(benchmark::State& state) {
-  in_goro(state, {}, [&] {
-    chanmake_once<std::int64_t*>(kChanmakeN);
+  static bool warmed = false;
+  in_warm_goro(state, 0, &warmed, [&](bool first) {
+    if (first) chanmake_once<std::int64_t*>(kChanmakeN);
     count_iterations(state, chanmake_once<std::int64_t*>(state.max_iterations));
   });
 }
 BENCHMARK(BM_chanmake)->Name("chanmake")->Iterations(kChanmakeN)->UseManualTime();
 
 void BM_chanmake_int(benchmark::State& state) {
-  in_goro(state, {}, [&] {
-    chanmake_once<std::int64_t>(kChanmakeN);
+  static bool warmed = false;
+  in_warm_goro(state, 0, &warmed, [&](bool first) {
+    if (first) chanmake_once<std::int64_t>(kChanmakeN);
     count_iterations(state, chanmake_once<std::int64_t>(state.max_iterations));
   });
 }

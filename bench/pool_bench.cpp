@@ -5,10 +5,11 @@
 // goroutines, the same object (64 bytes, from goro::gc::make as Go's
 // new(poolObj)), the same op counts. Conventions as in chan_bench.cpp:
 //
-//  * Each repetition is one goro::run(); GOMAXPROCS comes from the
-//    environment (Options{} reads $GOMAXPROCS).
-//  * The Go harness runs its closure once to warm up and then measures; each
-//    twin does the same work once, untimed, in the same run() first.
+//  * The repetitions of a twin run in one runtime that lives as long as the
+//    program (in_warm_goro), as the Go peer's runs share its process;
+//    GOMAXPROCS comes from the environment (Options{} reads $GOMAXPROCS).
+//  * The Go harness runs its closure once to warm up and then measures; the
+//    first repetition of each twin does the same work once, untimed, first.
 //  * real_time rows fix the iteration count to the per-goroutine op count
 //    and report wall time / all ops as manual time: with g goroutines the
 //    manual time is el / g over n iterations.
@@ -51,8 +52,9 @@ PoolObj* newObj() {
 constexpr std::int64_t kPoolN = 30'000'000;
 
 void BM_pool(benchmark::State& state) {
-  in_goro(state, {}, [&] {
-    {
+  static bool warmed = false;
+  in_warm_goro(state, 0, &warmed, [&](bool first) {
+    if (first) {
       goro::Pool<PoolObj> p(newObj);  // warm-up
       for (std::int64_t i = 0; i < kPoolN; i++) p.put(p.get());
     }
@@ -94,8 +96,9 @@ double parallel_once(std::int64_t n) {
 }
 
 void BM_pool_parallel(benchmark::State& state) {
-  in_goro(state, {}, [&] {
-    parallel_once(kParallelN);
+  static bool warmed = false;
+  in_warm_goro(state, 0, &warmed, [&](bool first) {
+    if (first) parallel_once(kParallelN);
     count_iterations(state, parallel_once(state.max_iterations));
   });
 }
@@ -124,8 +127,9 @@ double overflow_once(std::int64_t iters) {
 }
 
 void BM_pool_overflow(benchmark::State& state) {
-  in_goro(state, {}, [&] {
-    overflow_once(kOverflowIters);
+  static bool warmed = false;
+  in_warm_goro(state, 0, &warmed, [&](bool first) {
+    if (first) overflow_once(kOverflowIters);
     count_iterations(state, overflow_once(state.max_iterations / 200));
   });
 }
@@ -161,8 +165,9 @@ double steal_once(std::int64_t n) {
 }
 
 void BM_pool_steal(benchmark::State& state) {
-  in_goro(state, {}, [&] {
-    steal_once(kStealN);
+  static bool warmed = false;
+  in_warm_goro(state, 0, &warmed, [&](bool first) {
+    if (first) steal_once(kStealN);
     count_iterations(state, steal_once(state.max_iterations));
   });
 }
@@ -191,10 +196,10 @@ double expensive_new_once() {
   return news;
 }
 
-void expensive_new(benchmark::State& state, bool victim) {
-  in_goro(state, {}, [&] {
+void expensive_new(benchmark::State& state, bool victim, bool* warmed) {
+  in_warm_goro(state, 0, warmed, [&](bool first) {
     goro::detail::pool_set_victim_enabled_for_test(victim);
-    expensive_new_once();  // warm-up
+    if (first) expensive_new_once();  // warm-up
     double news = 0;
     const auto t0 = Clock::now();
     for (auto _ : state) news = expensive_new_once();
@@ -205,12 +210,14 @@ void expensive_new(benchmark::State& state, bool victim) {
 }
 
 void BM_pool_expensive_new(benchmark::State& state) {
-  expensive_new(state, true);
+  static bool warmed = false;
+  expensive_new(state, true, &warmed);
 }
 BENCHMARK(BM_pool_expensive_new)->Name("pool_expensive_new")->Iterations(1)->UseManualTime();
 
 void BM_pool_expensive_new_novictim(benchmark::State& state) {
-  expensive_new(state, false);
+  static bool warmed = false;
+  expensive_new(state, false, &warmed);
 }
 BENCHMARK(BM_pool_expensive_new_novictim)
     ->Name("pool_expensive_new_novictim")

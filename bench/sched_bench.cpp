@@ -4,14 +4,18 @@
 // Every benchmark mirrors one Go peer in bench/peers/go/sched.go (skynet_wg:
 // chan.go) and measures the same thing with goro's API. Conventions:
 //
-//  * Each repetition is one goro::run(): the runtime starts, main (goroutine 1)
-//    does the work and run() returns with every stack and thread released.
-//    GOMAXPROCS comes from the environment (Options{} reads $GOMAXPROCS)
-//    except for yield and handoff, which BENCH.md defines with GOMAXPROCS=1.
-//  * The Go harness warms up once and then measures, in the same process. So
-//    where the Go peer gets a warm-up, the goro twin does the same work once,
-//    untimed, in the same run() before measuring (parked and idle have none,
-//    as in Go).
+//  * The Go harness warms up once and then measures five runs, all in one
+//    process. So the repetitions of a row run in one goro runtime that lives
+//    as long as the program (in_warm_goro, bench_util.hpp): the first does
+//    the Go peer's warm-up, untimed, before it measures, and the later ones
+//    find the stacks and Gs the earlier ones left, as Go's runs do.
+//    GOMAXPROCS comes from the environment (Options{} reads $GOMAXPROCS);
+//    yield and handoff, which BENCH.md defines with GOMAXPROCS=1, set it for
+//    their body and restore it, as the Go peer's withProcs.
+//  * parked and idle have no warm-up and measure a fresh runtime: each
+//    repetition is its own goro::run() (in_goro), which releases every stack
+//    and thread when it returns, as the Go peer runs each parked measurement
+//    in a fresh process.
 //  * Rows read as real_time per op (spawn, yield, mutex, blocking) fix the
 //    iteration count to the Go peer's op count; spawn and yield use manual
 //    time so that the per-op figure is total wall time / ops, as in Go.
@@ -49,8 +53,9 @@ using namespace std::chrono_literals;
 constexpr std::int64_t kSpawnN = 1'000'000;
 
 void BM_spawn(benchmark::State& state) {
-  in_goro(state, {}, [&] {
-    {  // warm-up, untimed: the Go peer's first run
+  static bool warmed = false;
+  in_warm_goro(state, 0, &warmed, [&](bool first) {
+    if (first) {  // warm-up, untimed: the Go peer's first run
       goro::WaitGroup wg;
       wg.add(static_cast<int>(kSpawnN));
       for (std::int64_t i = 0; i < kSpawnN; i++) goro::go([&wg] { wg.done(); });
@@ -74,7 +79,8 @@ BENCHMARK(BM_spawn)->Name("spawn")->Iterations(kSpawnN)->UseManualTime();
 constexpr std::int64_t kYieldN = 2'000'000;  // per goroutine, as in Go
 
 void BM_yield(benchmark::State& state) {
-  in_goro(state, goro::Options{.procs = 1}, [&] {
+  static bool warmed = false;
+  in_warm_goro(state, 1, &warmed, [&](bool first) {
     std::atomic<bool> stop{false};
     std::atomic<std::int64_t> partner{0};
     goro::WaitGroup wg;
@@ -88,7 +94,7 @@ void BM_yield(benchmark::State& state) {
       }
       wg.done();
     });
-    for (std::int64_t i = 0; i < kYieldN; i++) goro::yield();  // warm-up
+    for (std::int64_t i = 0; first && i < kYieldN; i++) goro::yield();  // warm-up
     const std::int64_t p0 = partner.load(std::memory_order_relaxed);
     const auto t0 = Clock::now();
     for (auto _ : state) goro::yield();
@@ -127,8 +133,9 @@ void BM_sleep_wakeup(benchmark::State& state) {
     }
     return std::chrono::duration<double, std::micro>(total).count() / (n * rounds);
   };
-  in_goro(state, {}, [&] {
-    once();  // warm-up
+  static bool warmed = false;
+  in_warm_goro(state, 0, &warmed, [&](bool first) {
+    if (first) once();  // warm-up
     for (auto _ : state) {
       const auto t0 = Clock::now();
       state.counters["us"] = once();
@@ -172,8 +179,9 @@ void BM_mutex(benchmark::State& state) {
     if (counter != kMutexG * n) throw std::runtime_error("mutex: lost updates");
     return el;
   };
-  in_goro(state, {}, [&] {
-    once(kMutexN);  // warm-up
+  static bool warmed = false;
+  in_warm_goro(state, 0, &warmed, [&](bool first) {
+    if (first) once(kMutexN);  // warm-up
     const double el = once(state.max_iterations / kMutexG);
     for (auto _ : state) {
     }
@@ -199,8 +207,9 @@ void BM_timers(benchmark::State& state) {
     wg.wait();
     return seconds_since(t0);
   };
-  in_goro(state, {}, [&] {
-    once();  // warm-up
+  static bool warmed = false;
+  in_warm_goro(state, 0, &warmed, [&](bool first) {
+    if (first) once();  // warm-up
     for (auto _ : state) {
       const double el = once();
       state.counters["ms"] = el * 1e3;
@@ -249,8 +258,9 @@ void BM_skynet_wg(benchmark::State& state) {
     if (results[0] != kSkynetSum) throw std::runtime_error("skynet_wg: wrong sum");
     return el;
   };
-  in_goro(state, {}, [&] {
-    once();  // warm-up
+  static bool warmed = false;
+  in_warm_goro(state, 0, &warmed, [&](bool first) {
+    if (first) once();  // warm-up
     for (auto _ : state) {
       const double el = once();
       state.counters["ms"] = el * 1e3;
@@ -317,8 +327,9 @@ BENCHMARK(BM_parked)->Name("parked")->Iterations(1)->UseManualTime()->Unit(bench
 // compare.py sets it against both Go's raw syscall.Getppid() ("blocking")
 // and syscall.Syscall(SYS_GETPPID) ("blocking_syscall").
 void BM_blocking(benchmark::State& state) {
-  in_goro(state, {}, [&] {
-    for (int i = 0; i < 100'000; i++) benchmark::DoNotOptimize(goro::blocking([] { return getppid(); }));
+  static bool warmed = false;
+  in_warm_goro(state, 0, &warmed, [&](bool first) {
+    for (int i = 0; first && i < 100'000; i++) benchmark::DoNotOptimize(goro::blocking([] { return getppid(); }));
     for (auto _ : state) benchmark::DoNotOptimize(goro::blocking([] { return getppid(); }));
   });
 }
@@ -355,8 +366,9 @@ void BM_handoff(benchmark::State& state) {
     }
     return std::chrono::duration<double, std::micro>(total).count() / rounds;
   };
-  in_goro(state, goro::Options{.procs = 1}, [&] {
-    once();  // warm-up
+  static bool warmed = false;
+  in_warm_goro(state, 1, &warmed, [&](bool first) {
+    if (first) once();  // warm-up
     for (auto _ : state) {
       const auto t0 = Clock::now();
       state.counters["us"] = once();

@@ -50,6 +50,9 @@ struct Runtime {
   std::thread sysmon;
   Note sysmonnote;
   std::atomic<bool> sysmonwait{false};
+  // sysmonwakes counts sysmon's looks (only sysmon writes it; the tests read
+  // it to check that a busy runtime lets sysmon back off, as Go's does).
+  std::atomic<std::uint64_t> sysmonwakes{0};
   TraceBuf sysmon_trace;  // sysmon's GORO_TRACE events
 
   std::unique_ptr<GcState, GcStateFree> gc;  // the collector's state (gc_init .. gc_teardown)

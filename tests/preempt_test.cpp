@@ -105,6 +105,44 @@ TEST_P(Preempt, PreemptPointLoopsDoNotStarveOthers) {
   }
 }
 
+// While hogs keep every P busy, sysmon preempts each of them once a slice,
+// and that is all it has to do: as in Go, a preemption request does not
+// count as work in sysmon's back-off (only a P taken from a system call
+// does), so it soon looks every 10 ms. It used to restart at its 20 us pace
+// after every request: about 60 looks per slice, each taking a CPU from a
+// running M. Sysmon's sleeps only get longer under load, so the bound holds
+// on a busy machine too: over 300 ms, at most 50 quick looks, a few
+// doublings and one look per 10 ms, about 90 (the old rule: about 1 800).
+TEST_P(Preempt, SysmonBacksOffWhileHogsRun) {
+  Watchdog watchdog(std::chrono::seconds(kSanitized ? 120 : 60));
+  const int n = nprocs();
+  std::atomic<bool> stop{false};
+  std::atomic<int> started{0};
+  std::uint64_t looks = 0;
+  goro::run(opts(), [&] {
+    goro::WaitGroup wg;
+    wg.add(n);
+    for (int i = 0; i < n; i++)
+      goro::go([&] {
+        started.fetch_add(1);
+        Deadline deadline(30s);
+        while (!stop.load(std::memory_order_relaxed) && !deadline.passed()) goro::preempt_point();
+        wg.done();
+      });
+    Deadline start(20s);
+    while (started.load() < n && !start.passed()) goro::yield();
+    auto* r = goro::detail::rt();
+    const std::uint64_t w0 = r->sysmonwakes.load(std::memory_order_relaxed);
+    goro::sleep_for(300ms);
+    looks = r->sysmonwakes.load(std::memory_order_relaxed) - w0;
+    stop = true;
+    wg.wait();
+  });
+  ASSERT_EQ(started.load(), n) << "not every hog started";
+  EXPECT_LT(looks, 400u) << "sysmon looked " << looks << " times in 300 ms of busy Ps";
+  RecordProperty("sysmon_looks", static_cast<int>(looks));
+}
+
 // ---------------------------------------------------------------------------
 // Preemption by signal: loops with no safepoint
 

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <ctime>
 
 #include "sched/lockrank.hpp"
 #include "sched/proc.hpp"
@@ -20,11 +21,18 @@ void Lock::lock_slow() {
       return;
   }
   // Mark contended and sleep; whoever unlocks a contended lock wakes one.
+  // unlock_plain (channel locks) can miss a mark made right after its read
+  // of the key: a channel lock's sleeper looks again after 100 us (more,
+  // with the thread's timer slack) in that case.
+  static constexpr timespec plainUnlockWait{0, 100'000};
+  const timespec* timeout = rank_ == LockRank::hchan ? &plainUnlockWait : nullptr;
   while (key_.exchange(2, std::memory_order_acquire) != 0) {
     syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&key_), FUTEX_WAIT | FUTEX_PRIVATE_FLAG, 2,
-            nullptr, nullptr, 0);
+            timeout, nullptr, 0);
   }
 }
+
+void Lock::unlock_plain_misuse() { fatal("Lock::unlock_plain on a lock whose sleepers wait without a timeout"); }
 
 void Lock::unlock_slow() {
   syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&key_), FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1,

@@ -16,6 +16,14 @@
 // No runtime code uses std::mutex: nothing would check its order, and it
 // does not raise m.locks.
 //
+// unlock is a locked exchange: it must see whether a waiter marked the lock
+// contended (key 2) and went to sleep on the futex. unlock_plain, for a
+// channel's lock only, reads the key first and, when nobody marked it,
+// ends the critical section with a plain release store: no locked
+// instruction, no full barrier. A waiter that marks the key between that
+// read and that store is not woken; so a channel lock's sleepers (and only
+// theirs) wait with a timeout (lock.cpp), and retry.
+//
 // The order. A lock may be taken only while every lock already held has a
 // lower rank (equal ranks only where marked "several": channel locks, taken
 // in address order by select; the root registry's shards, taken in index
@@ -122,6 +130,19 @@ class Lock {
     lock_enter(rank_);
     return true;
   }
+  // unlock_plain: unlock for a buffered channel's send and receive, which
+  // unlock once per item each. Rank hchan only (checked in debug builds).
+  void unlock_plain() {
+    const LockRank r = rank_;
+#ifndef NDEBUG
+    if (r != LockRank::hchan) unlock_plain_misuse();
+#endif
+    if (key_.load(std::memory_order_relaxed) == 1)
+      key_.store(0, std::memory_order_release);
+    else if (key_.exchange(0, std::memory_order_release) == 2)
+      unlock_slow();
+    lock_exit(r);
+  }
   void unlock() {
     // rank_ is read first: once the key is released the Lock may be freed
     // (a channel whose last reference a woken goroutine drops).
@@ -133,6 +154,8 @@ class Lock {
  private:
   void lock_slow();
   void unlock_slow();
+  [[noreturn]] static void unlock_plain_misuse();
+  friend struct LockTestPeer;  // tests/sched_test.cpp: a lost wake-up, made on purpose
   // lock_enter raises the calling M's locks (when the thread has an M) and,
   // in debug builds, checks the rank against the locks this thread holds;
   // lock_exit undoes both. Inline (runtime2.hpp, which needs M): a channel

@@ -1,14 +1,37 @@
 // sched_test.cpp — the scheduler: spawning, spreading work over the Ps,
 // stealing, fairness, runnext, GOMAXPROCS changes, proc_pin, goid and
-// num_goroutine. Every test is parameterised over GOMAXPROCS {1, 2, 4, 8}
+// num_goroutine; and the runtime's own Lock (sched/lock.cpp). Every test is parameterised over GOMAXPROCS {1, 2, 4, 8}
 // (the machine may have only 2 cores: more Ps than cores is the point).
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <fstream>
 #include <set>
+#include <string>
+#include <thread>
 #include <vector>
 
 #include "test_util.hpp"
+
+namespace goro::detail {
+// LockTestPeer reaches into a Lock: its key, and a release that wakes
+// nobody (what unlock_plain does when it loses the race with a waiter).
+struct LockTestPeer {
+  static std::uint32_t key(Lock& l) { return l.key_.load(std::memory_order_acquire); }
+  static void release_without_wake(Lock& l) {
+    l.key_.store(0, std::memory_order_release);
+    Lock::lock_exit(l.rank_);
+  }
+  static void wake_all(Lock& l) {
+    syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&l.key_), FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1 << 30,
+            nullptr, nullptr, 0);
+  }
+};
+}  // namespace goro::detail
 
 namespace goro::test {
 namespace {
@@ -722,6 +745,87 @@ TEST_P(Sched, NumGoroutineCountsLiveGoroutines) {
 
 TEST_P(Sched, NumCpuIsPositive) {
   goro::run(opts(), [] { EXPECT_GE(goro::num_cpu(), 1); });
+}
+
+// ---------------------------------------------------------------------------
+// The runtime's Lock (sched/lock.cpp), on plain threads: a channel's lock is
+// released by unlock (a locked exchange that wakes a sleeper) or unlock_plain
+// (a release store when nobody marked the lock contended).
+
+// Four threads take one channel-rank lock, release it either way at random,
+// and now and then hold it for 30 us so that the others go past their spin
+// to the futex. Mutual exclusion: a plain counter comes out exact (and the
+// TSan build checks every increment is ordered); progress: every thread
+// finishes.
+TEST(RuntimeLock, PlainAndLockedUnlocksExcludeEachOther) {
+  detail::Lock lock(detail::LockRank::hchan);
+  const long per = scaled(200000);
+  long counter = 0;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; t++) {
+    threads.emplace_back([&, t] {
+      std::uint32_t x = 2463534242u + static_cast<std::uint32_t>(t);  // xorshift32
+      for (long i = 0; i < per; i++) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        lock.lock();
+        counter++;
+        if (x % 512 == 0) {
+          const auto until = std::chrono::steady_clock::now() + 30us;
+          while (std::chrono::steady_clock::now() < until) {
+          }
+        }
+        if (x & 1)
+          lock.unlock_plain();
+        else
+          lock.unlock();
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(counter, 4 * per);
+  EXPECT_EQ(detail::LockTestPeer::key(lock), 0u);
+}
+
+// state_of returns the scheduler state letter of thread tid ('S': asleep),
+// from /proc/self/task/<tid>/stat.
+char state_of(pid_t tid) {
+  std::ifstream f("/proc/self/task/" + std::to_string(tid) + "/stat");
+  std::string line;
+  std::getline(f, line);
+  const auto close = line.rfind(')');
+  return close != std::string::npos && close + 2 < line.size() ? line[close + 2] : '?';
+}
+
+// The race unlock_plain can lose: a waiter marks the lock contended and
+// sleeps on the futex just after the holder read the key, and the holder's
+// store wakes nobody. The waiter must still get the lock: a channel lock's
+// sleepers wait with a timeout and look again.
+TEST(RuntimeLock, ChannelLockSleeperOutlivesALostWakeup) {
+  detail::Lock lock(detail::LockRank::hchan);
+  lock.lock();
+  std::atomic<pid_t> tid{0};
+  std::atomic<bool> acquired{false};
+  std::thread waiter([&] {
+    tid.store(static_cast<pid_t>(syscall(SYS_gettid)));
+    lock.lock();
+    acquired.store(true);
+    lock.unlock();
+  });
+  // Wait (bounded) until the waiter has marked the lock and is asleep.
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while ((tid.load() == 0 || detail::LockTestPeer::key(lock) != 2 || state_of(tid.load()) != 'S') &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::yield();
+  ASSERT_EQ(detail::LockTestPeer::key(lock), 2u);
+  detail::LockTestPeer::release_without_wake(lock);
+  const auto bound = std::chrono::steady_clock::now() + 10s;
+  while (!acquired.load() && std::chrono::steady_clock::now() < bound) std::this_thread::yield();
+  const bool got = acquired.load();
+  if (!got) detail::LockTestPeer::wake_all(lock);  // so that the test can end
+  waiter.join();
+  EXPECT_TRUE(got) << "a sleeper whose wake-up was lost never took the lock";
 }
 
 }  // namespace

@@ -25,7 +25,7 @@ void Lock::lock_slow() {
   // of the key: a channel lock's sleeper looks again after 100 us (more,
   // with the thread's timer slack) in that case.
   static constexpr timespec plainUnlockWait{0, 100'000};
-  const timespec* timeout = rank_ == LockRank::hchan ? &plainUnlockWait : nullptr;
+  const timespec* timeout = plain_unlock_ok(rank_) ? &plainUnlockWait : nullptr;
   while (key_.exchange(2, std::memory_order_acquire) != 0) {
     syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&key_), FUTEX_WAIT | FUTEX_PRIVATE_FLAG, 2,
             timeout, nullptr, 0);

@@ -107,6 +107,11 @@ enum class LockRank : std::uint8_t {
   tracewriter = 99,
 };
 
+// plain_unlock_ok: locks of this rank may be released by unlock_plain, so
+// their sleepers must not count on being woken and wait with a timeout
+// (Lock::lock_slow). One rule, read by both sides.
+constexpr bool plain_unlock_ok(LockRank r) { return r == LockRank::hchan; }
+
 // The rank checks of debug builds (lock.cpp).
 void lock_rank_acquire(LockRank r);
 void lock_rank_release(LockRank r);
@@ -131,16 +136,15 @@ class Lock {
     return true;
   }
   // unlock_plain: unlock for a buffered channel's send and receive, which
-  // unlock once per item each. Rank hchan only (checked in debug builds).
+  // unlock once per item each. Only for ranks whose sleepers wait with a
+  // timeout (plain_unlock_ok; checked in debug builds).
   void unlock_plain() {
-    const LockRank r = rank_;
 #ifndef NDEBUG
-    if (r != LockRank::hchan) unlock_plain_misuse();
+    if (!plain_unlock_ok(rank_)) unlock_plain_misuse();
 #endif
-    if (key_.load(std::memory_order_relaxed) == 1)
-      key_.store(0, std::memory_order_release);
-    else if (key_.exchange(0, std::memory_order_release) == 2)
-      unlock_slow();
+    if (key_.load(std::memory_order_relaxed) != 1) return unlock();  // marked: wake a sleeper
+    const LockRank r = rank_;
+    key_.store(0, std::memory_order_release);
     lock_exit(r);
   }
   void unlock() {

@@ -5,7 +5,7 @@
 //
 // On x86-64 the switch is goro's own (goro_switch below, Go's gogo and
 // mcall in one): push the six callee-saved registers, swap stack pointers,
-// pop the other fiber's six, jump to its return address. That is Boost
+// pop the other fiber's six, return to its saved return address. That is Boost
 // fcontext's jump_fcontext without two things:
 //   - the floating-point control words. jump_fcontext saves and reloads
 //     MXCSR and the x87 control word at every switch; the reloads
@@ -59,12 +59,29 @@ using Transfer = boost::context::detail::transfer_t;
 
 #if GORO_OWN_SWITCH
 // goro_switch(to, data): save the callee-saved registers on this stack, make
-// `to` the stack, restore its registers and jump to its saved return
+// `to` the stack, restore its registers and return to its saved return
 // address, with (old stack pointer, data) both as the return value (rax,
 // rdx) for a fiber that switched out here, and as the two arguments (rdi,
-// rsi) for a new fiber entering its trampoline. A jmp, not a ret: the
-// return-stack predictor expects a ret to go back where this call came
-// from and would miss every time; the indirect-jump predictor learns.
+// rsi) for a new fiber entering its trampoline.
+//
+// A ret, not a jmp: the CPU predicts returns from a stack of the calls it
+// has seen (the return-stack buffer). Every fiber that is switched out
+// called goro_switch from the same place, the one call in fiber_switch, so
+// the ret that resumes another fiber goes exactly where the prediction
+// says: back to that call. And the calls and returns stay paired, so the
+// returns the resumed fiber makes next (out of fiber_switch, switch_direct,
+// yield_global, ...) are predicted too, from the leaving fiber's own chain
+// of the same functions. A jmp left the leaver's call unpaired on that
+// stack: every return after the switch then went one entry astray and
+// missed (yield 42 -> 28 ns, pingpong 131 -> 115 ns, bench/README.md).
+//
+// A new fiber is the exception: its frame (fiber_make) returns into the
+// trampoline, where no call came from. A ret there would be mispredicted
+// and, worse, would wait for its target, loaded from a stack slot written
+// long ago and often gone from the cache (spawn: +100 ns a goroutine). So
+// that target is compared first and, when it is the trampoline, entered by
+// a direct jump, which the CPU follows without waiting for the load. The
+// leaver's call then stays unpaired, once per goroutine.
 // Hidden: calls from the rest of libgoro are direct, not through the PLT.
 extern "C" goro::detail::Transfer goro_switch(void* to, void* data);
 asm(R"(
@@ -88,10 +105,14 @@ goro_switch:
     popq %r15
     popq %rbx
     popq %rbp
-    popq %r8
     movq %rsi, %rdx
     movq %rax, %rdi
-    jmp *%r8
+    leaq goro_trampoline(%rip), %r8
+    cmpq %r8, (%rsp)
+    je 1f
+    ret
+1:  addq $8, %rsp
+    jmp goro_trampoline
     .size goro_switch, .-goro_switch
     .popsection
 )");
@@ -120,6 +141,8 @@ GORO_NO_TSAN void after_switch(Fiber* self, Transfer t) {
 #endif
 }
 
+// goro_switch enters it by name (a direct jump): see there.
+[[noreturn]] void trampoline(Transfer t) asm("goro_trampoline");
 [[noreturn]] void trampoline(Transfer t) {
   after_switch(nullptr, t);
   fiber_entry();
@@ -158,7 +181,7 @@ void fiber_reuse_stack(Fiber& f) {
 void fiber_make(Fiber& f, char* sp) {
 #if GORO_OWN_SWITCH
   // What goro_switch pops, lowest first: six registers (zero: rbp = 0 ends
-  // frame-pointer walks here), the address it jumps to, and a null return
+  // frame-pointer walks here), the address its ret goes to, and a null return
   // address for the trampoline, which never returns. The trampoline is
   // entered as if called: its stack pointer is 8 past a 16-byte boundary.
   auto top = reinterpret_cast<std::uintptr_t>(sp) & ~std::uintptr_t{15};
@@ -178,7 +201,9 @@ void fiber_make(Fiber& f, char* sp) {
 
 EhGlobals* fiber_thread_eh() { return eh_globals(); }
 
-GORO_NO_TSAN void fiber_switch(Fiber& from, Fiber& to, EhGlobals* thread_eh, bool from_dies) {
+// Never inlined: its call to goro_switch must stay the only one (see there).
+GORO_NO_TSAN [[gnu::noinline]] void fiber_switch(Fiber& from, Fiber& to, EhGlobals* thread_eh,
+                                                bool from_dies) {
   // Both fibers run on this thread: swap the exception state here.
   from.eh = *thread_eh;
   *thread_eh = to.eh;

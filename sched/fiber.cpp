@@ -81,7 +81,9 @@ using Transfer = boost::context::detail::transfer_t;
 // long ago and often gone from the cache (spawn: +100 ns a goroutine). So
 // that target is compared first and, when it is the trampoline, entered by
 // a direct jump, which the CPU follows without waiting for the load. The
-// leaver's call then stays unpaired, once per goroutine.
+// leaver's call then stays unpaired, once per goroutine. (A switched-out
+// fiber's return address is inside fiber_switch, so it never equals the
+// trampoline's first byte.)
 // Hidden: calls from the rest of libgoro are direct, not through the PLT.
 extern "C" goro::detail::Transfer goro_switch(void* to, void* data);
 asm(R"(

@@ -73,7 +73,7 @@ using Transfer = boost::context::detail::transfer_t;
 // yield_global, ...) are predicted too, from the leaving fiber's own chain
 // of the same functions. A jmp left the leaver's call unpaired on that
 // stack: every return after the switch then went one entry astray and
-// missed (yield 42 -> 28 ns, pingpong 131 -> 115 ns, bench/README.md).
+// missed (yield 42 -> 28 ns, pingpong 131 -> 113 ns, bench/README.md).
 //
 // A new fiber is the exception: its frame (fiber_make) returns into the
 // trampoline, where no call came from. A ret there would be mispredicted

@@ -62,19 +62,6 @@ P* pidleget() {
 // ---------------------------------------------------------------------------
 // P ownership
 
-// wirep attaches p to m (Go's wirep): the part of acquirep that the
-// exitsyscall fast path needs.
-void wirep(M* m, P* p) {
-  if (m->p != nullptr || p->m.load(std::memory_order_relaxed) != nullptr ||
-      p->status.load(std::memory_order_relaxed) != Pstatus::idle) {
-    fatal("acquirep: invalid P state");
-  }
-  m->p = p;
-  p->m.store(m, std::memory_order_release);  // sysmon and preemptall read it
-  p->status.store(Pstatus::running, std::memory_order_release);
-  if (trace_on) trace_emit(TraceKind::proc_start, 0, p->id);
-}
-
 void acquirep(M* m, P* p) {
   wirep(m, p);
   // A P leaving the idle list may end sysmon's all-idle sleep.

@@ -147,8 +147,9 @@ namespace {
 
 }  // namespace
 
-void casgstatus(G* g, Gstatus from, Gstatus to) {
-#ifndef NDEBUG
+// casgstatus_checked is casgstatus's debug half (proc.hpp): a transition
+// the state machine above does not allow, or a G not in `from`, is fatal.
+void casgstatus_checked(G* g, Gstatus from, Gstatus to) {
   if (!legal_transition(from, to)) {
     char buf[128];
     std::snprintf(buf, sizeof buf, "casgstatus: bad transition %s -> %s", gstatus_name(from),
@@ -163,20 +164,6 @@ void casgstatus(G* g, Gstatus from, Gstatus to) {
                   gstatus_name(from), gstatus_name(to));
     fatal(buf);
   }
-#else
-  (void)from;
-  g->status.store(to, std::memory_order_release);
-#endif
-  // During a concurrent mark, a G that runs, or is readied (its waker may
-  // have written into its stack: a channel's direct send), goes on the
-  // mark's list of stacks the concurrent passes rescan (gc/mgcmark.cpp),
-  // once per cycle; the gcrangen test keeps ranLock off this path for a G
-  // already listed. gc_mark_gen changes only with the world stopped, so a G
-  // on a P reads it up to date.
-  const std::uint32_t gen = gc_mark_gen.load(std::memory_order_relaxed);
-  if (gen != 0 && g->gcrangen.load(std::memory_order_relaxed) != gen &&
-      (to == Gstatus::running || to == Gstatus::runnable))
-    gc_note_ran(g, gen);
 }
 
 // ---------------------------------------------------------------------------

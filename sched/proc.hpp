@@ -48,8 +48,7 @@ struct Runtime {
 
   // sysmon and schedtrace
   std::thread sysmon;
-  Note sysmonnote;
-  std::atomic<bool> sysmonwait{false};
+  Note sysmonnote;  // sysmon's all-idle sleep (sched.sysmonwait)
   // sysmonwakes counts sysmon's looks (only sysmon writes it; the tests read
   // it to check that a busy runtime lets sysmon back off, as Go's does).
   std::atomic<std::uint64_t> sysmonwakes{0};
@@ -208,7 +207,7 @@ void wakep();
 P* pidleget();            // sched.lock held
 void pidleput(P* p);      // sched.lock held
 void acquirep(M* m, P* p);
-void wirep(M* m, P* p);            // acquirep without waking sysmon
+inline void wirep(M* m, P* p);     // acquirep without waking sysmon (below)
 P* releasep(M* m);
 void startm(P* p, bool spinning);
 void handoffp(P* p);
@@ -223,10 +222,20 @@ int suspend_hogs(M** out, int max);
 void resume_hogs(M** ms, int n);
 void reacquirep(G* g);             // a safepoint after the signal took our P
 G* exitsyscall0(Runtime* r, M* m, G* g);   // syscall.cpp
-void entersyscall_gcwait(P* p);    // hand p, just marked _Psyscall, to a pending stop-the-world
 void stoplockedm(Runtime* r, M* m);
 void startlockedm(Runtime* r, M* m, G* g);
-void notify_sysmon();
+// notify_sysmon wakes sysmon from its all-idle sleep (sysmon.cpp): a P
+// became busy, or one entered a system call. Inline, the wake out of line.
+void notify_sysmon_wake(Runtime* r);
+inline void notify_sysmon() {
+  Runtime* r = rt();
+  // Dekker with sysmon's all-idle check: our caller's seq_cst update of
+  // npidle (or of the P's status), then this seq_cst load; sysmon stores
+  // sysmonwait, then loads npidle. One of the two sees the other. (No
+  // fences: TSan cannot model them.)
+  if (r->sched.sysmonwait.load(std::memory_order_seq_cst)) [[unlikely]]
+    notify_sysmon_wake(r);
+}
 
 // Run queues (runq.cpp).
 void runqput(P* p, G* g, bool next);
@@ -245,13 +254,35 @@ void stop_the_world(const char* reason);
 void start_the_world();
 int procresize(int nprocs);      // world stopped, sched.lock held
 
-// Status transitions, checked in debug builds.
-void casgstatus(G* g, Gstatus from, Gstatus to);
 // gc_mark_gen is the running concurrent mark's cycle number, 0 when no
 // concurrent mark runs; written only with the world stopped (gc/mgc.cpp).
 extern std::atomic<std::uint32_t> gc_mark_gen;
 // gc_note_ran puts g on the concurrent mark's rescan list (gc/mgcmark.cpp).
 void gc_note_ran(G* g, std::uint32_t gen);
+
+// casgstatus moves g from `from` to `to` (Go's casgstatus). Debug builds
+// check the transition and that g was in `from`, with a CAS, out of line
+// (casgstatus_checked, proc.cpp); release builds store. Inline because the
+// system-call path keeps its code on one page (syscall.cpp).
+void casgstatus_checked(G* g, Gstatus from, Gstatus to);
+inline void casgstatus(G* g, Gstatus from, Gstatus to) {
+#ifndef NDEBUG
+  casgstatus_checked(g, from, to);
+#else
+  (void)from;
+  g->status.store(to, std::memory_order_release);
+#endif
+  // During a concurrent mark, a G that runs, or is readied (its waker may
+  // have written into its stack: a channel's direct send), goes on the
+  // mark's list of stacks the concurrent passes rescan (gc/mgcmark.cpp),
+  // once per cycle; the gcrangen test keeps ranLock off this path for a G
+  // already listed. gc_mark_gen changes only with the world stopped, so a G
+  // on a P reads it up to date.
+  const std::uint32_t gen = gc_mark_gen.load(std::memory_order_relaxed);
+  if (gen != 0 && g->gcrangen.load(std::memory_order_relaxed) != gen &&
+      (to == Gstatus::running || to == Gstatus::runnable)) [[unlikely]]
+    gc_note_ran(g, gen);
+}
 
 void sleep_until_ns(std::int64_t when, std::int64_t now);  // time.cpp; now: nanotime() just read
 
@@ -272,5 +303,26 @@ void flush_stdio();
 // exit_dying exits the process now (no atexit handlers), even if a stdio
 // lock stays held elsewhere.
 [[noreturn]] void exit_dying(int code);
+
+// entersyscall_gcwait hands p, just marked _Psyscall, to a pending
+// stop-the-world (entersyscall and the preemption signal handler's last
+// step); the check inline, the hand-over out of line (syscall.cpp).
+void entersyscall_gcstop(P* p);
+inline void entersyscall_gcwait(P* p) {
+  if (rt()->sched.gcwaiting.load(std::memory_order_seq_cst)) [[unlikely]] entersyscall_gcstop(p);
+}
+
+// wirep attaches p to m (Go's wirep): the part of acquirep that the
+// exitsyscall fast path needs. Inline for that path (syscall.cpp).
+inline void wirep(M* m, P* p) {
+  if (m->p != nullptr || p->m.load(std::memory_order_relaxed) != nullptr ||
+      p->status.load(std::memory_order_relaxed) != Pstatus::idle) [[unlikely]] {
+    fatal("acquirep: invalid P state");
+  }
+  m->p = p;
+  p->m.store(m, std::memory_order_release);  // sysmon and preemptall read it
+  p->status.store(Pstatus::running, std::memory_order_release);
+  if (trace_on) [[unlikely]] trace_emit(TraceKind::proc_start, 0, p->id);
+}
 
 }  // namespace goro::detail

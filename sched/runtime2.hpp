@@ -336,7 +336,12 @@ struct Sched {
   std::atomic<std::int32_t> gFreeCount{0};
   int mcount = 0;           // Ms alive (sched.lock)
 
+  // The flags every system call reads (syscall.cpp), kept together so that
+  // its bookkeeping touches one page of the Runtime after the kernel has
+  // emptied the TLB (bench/README.md, "blocking").
   std::atomic<bool> gcwaiting{false};   // stop the world requested
+  std::atomic<bool> exiting{false};     // main returned: Ms leave their loops
+  std::atomic<bool> sysmonwait{false};  // sysmon sleeps until a P is busy (notify_sysmon)
   int stopwait = 0;
   Note stopnote;
   std::atomic<int> stwpinned{0};        // pinned Gs STW is waiting on
@@ -351,7 +356,6 @@ struct Sched {
   std::atomic<std::int64_t> netpollUntil{0};
   std::atomic<std::uint64_t> nnetpoll{0};
 
-  std::atomic<bool> exiting{false};     // main returned: Ms leave their loops
   std::atomic<int> ngsys{0};            // runtime goroutines (not counted by num_goroutine)
   std::atomic<std::uint64_t> nhandoff{0};  // Ps sysmon took from system calls (tests, benches)
   std::atomic<std::uint64_t> nhogs{0};     // Ps the preemption signal took from hogs

@@ -26,7 +26,18 @@
 
 namespace goro::detail {
 
-void entersyscall() {
+// The system call's own bookkeeping: blocking()'s entry, entersyscall and
+// exitsyscall's fast path share one section, aligned so that it sits on one
+// page. Each system call empties the TLB on this machine (page-table
+// isolation without PCID), so every page the loop around it touches costs a
+// page walk, about 3.5 ns, on every call: the helpers these functions use
+// (casgstatus, wirep, notify_sysmon) are inline for the same reason, and the
+// flags they read sit together in Sched. The slow paths live elsewhere.
+// bench/README.md ("blocking") has the page count before and after.
+#define GORO_SYSCALL_TEXT [[gnu::section(".text.goro_syscall")]]
+asm(".section .text.goro_syscall,\"ax\",@progbits\n\t.balign 1024\n\t.previous");
+
+GORO_SYSCALL_TEXT void entersyscall() {
   // The Entry closes before the call runs: user code in blocking() counts as
   // outside (m.locks back to what it was), with no P to lose anyway.
   Entry e("goro::blocking");
@@ -34,7 +45,7 @@ void entersyscall() {
   M* m = g->m;
   P* p = m->p;
   casgstatus(g, Gstatus::running, Gstatus::syscall);
-  if (trace_on) m->trace_syscall_ts = nanotime();
+  if (trace_on) [[unlikely]] m->trace_syscall_ts = nanotime();
   m->in_blocking = true;
   p->m.store(nullptr, std::memory_order_relaxed);
   m->oldp = p;
@@ -47,12 +58,11 @@ void entersyscall() {
   entersyscall_gcwait(p);
 }
 
-// entersyscall_gcwait: a stop-the-world that counted p as running before it
-// was marked _Psyscall would wait for its goroutine for the whole call: give
-// p to it now. (Also the preemption signal handler's last step.)
-void entersyscall_gcwait(P* p) {
+// entersyscall_gcstop is entersyscall_gcwait's slow half (proc.hpp): a
+// stop-the-world that counted p as running before it was marked _Psyscall
+// would wait for its goroutine for the whole call: give p to it now.
+void entersyscall_gcstop(P* p) {
   Runtime* r = rt();
-  if (!r->sched.gcwaiting.load(std::memory_order_seq_cst)) return;
   std::lock_guard<Lock> lk(r->sched.lock);
   Pstatus st = Pstatus::syscall;
   if (p->status.compare_exchange_strong(st, Pstatus::gcstop)) {
@@ -67,8 +77,10 @@ void entersyscall_gcwait(P* p) {
 // registers are seen too. Written in assembly because a C++ prologue may
 // reuse those registers before any statement runs.
 #if defined(__x86_64__)
-extern "C" __attribute__((visibility("hidden"))) void goro_entersyscall_spilled() { entersyscall(); }
-__attribute__((naked)) void entersyscall(SyscallRegs*) {
+extern "C" __attribute__((visibility("hidden"))) GORO_SYSCALL_TEXT void goro_entersyscall_spilled() {
+  entersyscall();
+}
+GORO_SYSCALL_TEXT __attribute__((naked)) void entersyscall(SyscallRegs*) {
   asm volatile(
       "movq %rbx, 0(%rdi)\n\t"
       "movq %rbp, 8(%rdi)\n\t"
@@ -105,29 +117,44 @@ static void trace_syscall_end(M* m, G* g, P* oldp, bool handoff) {
              m->trace_syscall_ts, now - m->trace_syscall_ts);
 }
 
-void exitsyscall() {
-  G* g = getg();
-  M* m = g->m;
+static void exitsyscall_slow(Runtime* r, M* m, G* g, P* oldp);
+
+GORO_SYSCALL_TEXT void exitsyscall() {
+  // No park since entersyscall: this is still the M that entered, and
+  // getm_inline's read cannot be cached across a switch anyway.
+  M* m = getm_inline();
+  G* g = m->curg.load(std::memory_order_relaxed);
   Runtime* r = rt();
   P* oldp = m->oldp;
   m->oldp = nullptr;
   m->in_blocking = false;
   // Fast path: our P is still waiting for us.
   Pstatus st = Pstatus::syscall;
-  if (oldp != nullptr && oldp->status.compare_exchange_strong(st, Pstatus::idle)) {
-    // No sysmon wake-up: a P in a system call was never idle, so sysmon
-    // cannot be in its all-idle sleep on our account.
-    wirep(m, oldp);
-    // We own the P now: a plain increment (sysmon only reads it).
-    oldp->syscalltick.store(oldp->syscalltick.load(std::memory_order_relaxed) + 1,
-                            std::memory_order_relaxed);
-    casgstatus(g, Gstatus::syscall, Gstatus::running);
-    if (trace_on) trace_syscall_end(m, g, oldp, false);
-    if (r->sched.exiting.load(std::memory_order_relaxed)) goto abandon;
+  if (oldp == nullptr || !oldp->status.compare_exchange_strong(st, Pstatus::idle)) [[unlikely]] {
+    exitsyscall_slow(r, m, g, oldp);
     return;
   }
+  // No sysmon wake-up: a P in a system call was never idle, so sysmon
+  // cannot be in its all-idle sleep on our account.
+  wirep(m, oldp);
+  // We own the P now: a plain increment (sysmon only reads it).
+  oldp->syscalltick.store(oldp->syscalltick.load(std::memory_order_relaxed) + 1,
+                          std::memory_order_relaxed);
+  casgstatus(g, Gstatus::syscall, Gstatus::running);
+  if (trace_on) [[unlikely]] trace_syscall_end(m, g, oldp, false);
+  if (r->sched.exiting.load(std::memory_order_relaxed)) [[unlikely]] {
+    // main has returned while we were in the call: this goroutine is
+    // abandoned; let the M leave.
+    mcall(g, M::Req::abandon);
+    __builtin_trap();
+  }
+}
+
+// exitsyscall_slow: our P was retaken while we were in the call (sysmon's
+// retake, or a stop-the-world).
+[[gnu::noinline]] static void exitsyscall_slow(Runtime* r, M* m, G* g, P* oldp) {
   if (trace_on) trace_syscall_end(m, g, oldp, true);
-  // Our P was retaken: any idle one will do.
+  // Any idle P will do.
   if (!r->sched.gcwaiting.load(std::memory_order_acquire) &&
       r->sched.npidle.load(std::memory_order_relaxed) > 0) {
     P* p = nullptr;
@@ -143,12 +170,6 @@ void exitsyscall() {
   }
   // Slow path, on g0: queue the goroutine and park the M.
   mcall(g, M::Req::exitsyscall);
-  return;
-abandon:
-  // main has returned while we were in the call: this goroutine is
-  // abandoned; let the M leave.
-  mcall(g, M::Req::abandon);
-  __builtin_trap();
 }
 
 // exitsyscall0 runs on g0 for a goroutine whose P was taken during its call.

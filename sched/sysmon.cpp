@@ -145,7 +145,7 @@ void schedtrace(Runtime* r, bool detailed) {
   if (detailed) {
     std::snprintf(buf, sizeof buf, " gcwaiting=%d nmidlelocked=%d stopwait=%d sysmonwait=%d\n",
                   s.gcwaiting.load(std::memory_order_relaxed) ? 1 : 0, s.nmidlelocked, s.stopwait,
-                  r->sysmonwait.load(std::memory_order_relaxed) ? 1 : 0);
+                  r->sched.sysmonwait.load(std::memory_order_relaxed) ? 1 : 0);
     out += buf;
   }
   for (int i = 0; i < procs; i++) {
@@ -222,15 +222,9 @@ void schedtrace(Runtime* r, bool detailed) {
   std::fflush(stderr);
 }
 
-void notify_sysmon() {
-  Runtime* r = rt();
-  // Dekker with sysmon's all-idle check: our caller's seq_cst update of
-  // npidle, then this seq_cst load; sysmon stores sysmonwait, then loads
-  // npidle. One of the two sees the other. (No fences: TSan cannot model them.)
-  if (r->sysmonwait.load(std::memory_order_seq_cst)) {
-    r->sysmonwait.store(false, std::memory_order_relaxed);
-    r->sysmonnote.wakeup();
-  }
+void notify_sysmon_wake(Runtime* r) {
+  r->sched.sysmonwait.store(false, std::memory_order_relaxed);
+  r->sysmonnote.wakeup();
 }
 
 void sysmon(Runtime* r) {
@@ -269,14 +263,14 @@ void sysmon(Runtime* r) {
     if (trace_ns <= 0 && (s.gcwaiting.load(std::memory_order_relaxed) ||
                           s.npidle.load(std::memory_order_relaxed) ==
                               r->gomaxprocs.load(std::memory_order_relaxed))) {
-      r->sysmonwait.store(true, std::memory_order_seq_cst);
+      r->sched.sysmonwait.store(true, std::memory_order_seq_cst);
       if (s.gcwaiting.load(std::memory_order_seq_cst) ||
           s.npidle.load(std::memory_order_seq_cst) == r->gomaxprocs.load(std::memory_order_relaxed)) {
         // Wake at least every forcegc_ms/2 for the forced GC, as Go does.
         r->sysmonnote.tsleep(r->cfg.forcegc_ms * 1000000 / 2);
         r->sysmonnote.clear();
       }
-      r->sysmonwait.store(false, std::memory_order_relaxed);
+      r->sched.sysmonwait.store(false, std::memory_order_relaxed);
       idle = 0;
       continue;
     }

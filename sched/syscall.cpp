@@ -27,15 +27,17 @@
 namespace goro::detail {
 
 // The system call's own bookkeeping: blocking()'s entry, entersyscall and
-// exitsyscall's fast path share one section, aligned so that it sits on one
-// page. Each system call empties the TLB on this machine (page-table
-// isolation without PCID), so every page the loop around it touches costs a
-// page walk, about 3.5 ns, on every call: the helpers these functions use
-// (casgstatus, wirep, notify_sysmon) are inline for the same reason, and the
-// flags they read sit together in Sched. The slow paths live elsewhere.
-// bench/README.md ("blocking") has the page count before and after.
+// exitsyscall's fast path share one section, aligned to 1 KiB so that it
+// cannot straddle a page. On a machine whose system calls empty the TLB
+// (page-table isolation without PCID, as where the benchmarks ran) every
+// page the loop around a call touches costs a page walk after each call:
+// about 3 ns for a page near others, 8 ns for one in a region of its own.
+// So the helpers these functions use (casgstatus, wirep, notify_sysmon) are
+// inline, the flags they read sit together in Sched, and the slow paths
+// live elsewhere: 12 pages per call instead of 16 (bench/README.md,
+// "blocking's pages").
 #define GORO_SYSCALL_TEXT [[gnu::section(".text.goro_syscall")]]
-asm(".section .text.goro_syscall,\"ax\",@progbits\n\t.balign 1024\n\t.previous");
+asm(".section .text.goro_syscall,\"ax\",%progbits\n\t.balign 1024\n\t.previous");
 
 GORO_SYSCALL_TEXT void entersyscall() {
   // The Entry closes before the call runs: user code in blocking() counts as

@@ -338,7 +338,7 @@ struct Sched {
 
   // The flags every system call reads (syscall.cpp), kept together so that
   // its bookkeeping touches one page of the Runtime after the kernel has
-  // emptied the TLB (bench/README.md, "blocking").
+  // emptied the TLB (bench/README.md, "blocking's pages").
   std::atomic<bool> gcwaiting{false};   // stop the world requested
   std::atomic<bool> exiting{false};     // main returned: Ms leave their loops
   std::atomic<bool> sysmonwait{false};  // sysmon sleeps until a P is busy (notify_sysmon)

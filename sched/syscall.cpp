@@ -27,8 +27,10 @@
 namespace goro::detail {
 
 // The system call's own bookkeeping: blocking()'s entry, entersyscall and
-// exitsyscall's fast path share one section, aligned to 1 KiB so that it
-// cannot straddle a page. On a machine whose system calls empty the TLB
+// exitsyscall's fast path share one section, aligned to a page so that it
+// sits on one page for as long as it stays under 4 KiB (930 bytes in the
+// release build of 3 December: 1 KiB alignment would have left a margin of
+// 94 bytes before an edit silently split it). On a machine whose system calls empty the TLB
 // (page-table isolation without PCID, as where the benchmarks ran) every
 // page the loop around a call touches costs a page walk after each call:
 // about 3 ns for a page near others, 8 ns for one in a region of its own.
@@ -37,7 +39,7 @@ namespace goro::detail {
 // live elsewhere: 12 pages per call instead of 16 (bench/README.md,
 // "blocking's pages").
 #define GORO_SYSCALL_TEXT [[gnu::section(".text.goro_syscall")]]
-asm(".section .text.goro_syscall,\"ax\",%progbits\n\t.balign 1024\n\t.previous");
+asm(".section .text.goro_syscall,\"ax\",%progbits\n\t.balign 4096\n\t.previous");
 
 GORO_SYSCALL_TEXT void entersyscall() {
   // The Entry closes before the call runs: user code in blocking() counts as

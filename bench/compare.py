@@ -66,6 +66,7 @@ ROWS = [
     Row("parked",             S, "parked",             "bytes_per_g",  "parked",             "B",     1.6),
     Row("blocking",           S, "blocking",           "real_time",    "blocking",           "ns/op", 1.0),
     Row("blocking_syscall",   S, "blocking",           "real_time",    "blocking_syscall",   "ns/op", None),
+    Row("blocking_raw",       S, "blocking_raw",       "real_time",    "blocking",           "ns/op", None),
     Row("handoff",            S, "handoff",            "us",           "handoff",            "us",    None),
     Row("idle",               S, "idle",               "cpu_s",        "idle",               "s",     0.01, True),
     Row("alloc",              G, "alloc",              "real_time",    "alloc",              "ns/op", 1.0),

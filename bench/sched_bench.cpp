@@ -335,6 +335,21 @@ void BM_blocking(benchmark::State& state) {
 }
 BENCHMARK(BM_blocking)->Name("blocking")->Iterations(3'000'000)->UseRealTime();
 
+// blocking_raw — the floor under blocking: the same loop, in the same warm
+// goroutine, calling getppid() directly, with no entersyscall/exitsyscall.
+// compare.py sets it against Go's raw syscall.Getppid(), which is also what
+// the blocking row is measured against, so blocking / blocking_raw is the
+// cost of the bookkeeping and blocking_raw's ratio is what is left of the
+// blocking row's when the bookkeeping is free.
+void BM_blocking_raw(benchmark::State& state) {
+  static bool warmed = false;
+  in_warm_goro(state, 0, &warmed, [&](bool first) {
+    for (int i = 0; first && i < 100'000; i++) benchmark::DoNotOptimize(getppid());
+    for (auto _ : state) benchmark::DoNotOptimize(getppid());
+  });
+}
+BENCHMARK(BM_blocking_raw)->Name("blocking_raw")->Iterations(3'000'000)->UseRealTime();
+
 // handoff — mirrors benchHandoff: is the only P handed off while its
 // goroutine is stuck in a system call? GOMAXPROCS=1. B sleeps until
 // t0 + 2 ms; A enters a real 50 ms nanosleep(2) inside goro::blocking right

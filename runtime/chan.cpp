@@ -251,7 +251,7 @@ bool chansend(HchanBase* c, void* ep, bool block) {
   }
   if (Sudog* sg = dequeue(c->recvq)) {
     G* rg = send(c, sg, ep);
-    c->lock.unlock();
+    c->lock.unlock_plain();
     goready(rg);
     return true;
   }
@@ -272,7 +272,7 @@ bool chansend(HchanBase* c, void* ep, bool block) {
   mysg.c = c;
   gp->param = nullptr;
   c->sendq.enqueue(&mysg);
-  goparkunlock(&c->lock, WaitReason::chan_send);  // Go: chanparkcommit
+  goparkunlock_chan(&c->lock, WaitReason::chan_send);  // Go: chanparkcommit
 
   gp = getg();
   if (gp->param != &mysg) fatal("chansend: woken by a stranger");
@@ -295,7 +295,7 @@ bool chanrecv(HchanBase* c, void* ep, bool block) {
   c->lock.lock();
   if (Sudog* sg = dequeue(c->sendq)) {
     G* sgp = recv(c, sg, ep);
-    c->lock.unlock();
+    c->lock.unlock_plain();
     goready(sgp);
     return true;
   }
@@ -320,7 +320,7 @@ bool chanrecv(HchanBase* c, void* ep, bool block) {
   mysg.c = c;
   gp->param = nullptr;
   c->recvq.enqueue(&mysg);
-  goparkunlock(&c->lock, WaitReason::chan_receive);
+  goparkunlock_chan(&c->lock, WaitReason::chan_receive);
 
   gp = getg();
   if (gp->param != &mysg) fatal("chanrecv: woken by a stranger");

@@ -89,7 +89,7 @@ void selunlock(const Scase* cas, const std::uint16_t* lockorder, int norder) {
   for (int k = norder - 1; k >= 0; k--) {
     HchanBase* c = cas[lockorder[k]].c;
     if (k > 0 && c == cas[lockorder[k - 1]].c) continue;  // unlock it at its first occurrence
-    c->lock.unlock();
+    c->lock.unlock_plain();
   }
 }
 

@@ -135,9 +135,10 @@ class Lock {
     lock_enter(rank_);
     return true;
   }
-  // unlock_plain: unlock for a buffered channel's send and receive, which
-  // unlock once per item each. Only for ranks whose sleepers wait with a
-  // timeout (plain_unlock_ok; checked in debug builds).
+  // unlock_plain: unlock for a channel's send, receive and select, and for
+  // the unlock function of a goroutine parking on a channel
+  // (goparkunlock_chan). Only for ranks whose sleepers wait with a timeout
+  // (plain_unlock_ok; checked in debug builds).
   void unlock_plain() {
 #ifndef NDEBUG
     if (!plain_unlock_ok(rank_)) unlock_plain_misuse();

@@ -253,9 +253,14 @@ bool parkunlock(G*, void* lock) {
   static_cast<Lock*>(lock)->unlock();
   return true;
 }
+bool parkunlock_plain(G*, void* lock) {
+  static_cast<Lock*>(lock)->unlock_plain();
+  return true;
+}
 }  // namespace
 
 void goparkunlock(Lock* lock, WaitReason reason) { gopark(parkunlock, lock, reason); }
+void goparkunlock_chan(Lock* lock, WaitReason reason) { gopark(parkunlock_plain, lock, reason); }
 
 void goready(G* g) {
   M* m = getm();

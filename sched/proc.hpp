@@ -115,6 +115,9 @@ void gopark(bool (*unlockf)(G*, void*), void* lock, WaitReason reason);
 // (Go's goparkunlock: the unlock function every "wait on a queue guarded by
 // a lock" uses).
 void goparkunlock(Lock* lock, WaitReason reason);
+// goparkunlock_chan is goparkunlock for a channel's lock: g0 releases it
+// with unlock_plain (lockrank.hpp).
+void goparkunlock_chan(Lock* lock, WaitReason reason);
 // goready makes a _Gwaiting G runnable, next on the current P (runnext).
 // Callable from a goroutine or from g0 with a P.
 void goready(G* g);

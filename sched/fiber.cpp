@@ -191,10 +191,13 @@ void fiber_make(Fiber& f, char* sp) {
   for (int i = 0; i < 6; i++) frame[i] = nullptr;
   frame[6] = reinterpret_cast<void*>(&trampoline);
   frame[7] = nullptr;
-  f.ctx = frame;
+  void* ctx = frame;
 #else
-  f.ctx = boost::context::detail::make_fcontext(sp, static_cast<std::size_t>(sp - f.stack_lo), &trampoline);
+  void* ctx = boost::context::detail::make_fcontext(sp, static_cast<std::size_t>(sp - f.stack_lo), &trampoline);
 #endif
+  // Atomic, as after_switch's store: runqget's prefetch (runq.cpp) may read
+  // the ctx of a G that a stale ring slot still names while it is reused.
+  __atomic_store_n(&f.ctx, ctx, __ATOMIC_RELAXED);
   f.eh = EhGlobals{};
 #if GORO_TSAN
   if (f.tsan == nullptr) f.tsan = __tsan_create_fiber(0);

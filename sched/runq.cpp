@@ -113,6 +113,28 @@ void runqput(P* p, G* g, bool next) {
   }
 }
 
+// prefetch_next starts loading what the run queue's next goroutines will
+// need when they run, so that it arrives while the one just taken runs: the
+// saved context of the G at slot h (on its stack, which goro_switch pops
+// first) and the G record at slot h + 1 (whose fiber.ctx the next call reads
+// here). A goroutine made long ago, or parked long ago, has both out of the
+// cache: at one P, spawn used to spend a quarter of its time on the first
+// pop from a new goroutine's stack (bench/README.md, "prefetching the run
+// queue"). Only the owner reads the ring's slots here, but thieves may
+// have taken the slots past h since t was read: a slot's G may have been
+// stolen, run, finished and reused by newproc meanwhile. So its ctx is read atomically (every store to it is atomic:
+// after_switch, fiber_make) and may be stale, which costs a useless
+// prefetch and nothing else: a prefetch never faults.
+static inline void prefetch_next(P* p, std::uint32_t h, std::uint32_t t) {
+  if (t - h > 1) __builtin_prefetch(p->runq[(h + 1) % runqSize].load(std::memory_order_relaxed));
+  if (t - h > 0) {
+    G* n = p->runq[h % runqSize].load(std::memory_order_relaxed);
+    char* ctx = static_cast<char*>(__atomic_load_n(&n->fiber.ctx, __ATOMIC_RELAXED));
+    __builtin_prefetch(ctx);
+    __builtin_prefetch(ctx + 64);
+  }
+}
+
 G* runqget(P* p, bool* inherit_time) {
   G* next = p->runnext.load(std::memory_order_relaxed);
   if (next != nullptr && p->runnext.compare_exchange_strong(next, nullptr, std::memory_order_acq_rel)) {
@@ -126,6 +148,7 @@ G* runqget(P* p, bool* inherit_time) {
     G* g = p->runq[h % runqSize].load(std::memory_order_relaxed);
     if (p->runqhead.compare_exchange_weak(h, h + 1, std::memory_order_acq_rel)) {
       *inherit_time = false;
+      prefetch_next(p, h + 1, t);
       return g;
     }
   }

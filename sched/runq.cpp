@@ -122,9 +122,10 @@ void runqput(P* p, G* g, bool next) {
 // pop from a new goroutine's stack (bench/README.md, "prefetching the run
 // queue"). Only the owner reads the ring's slots here, but thieves may
 // have taken the slots past h since t was read: a slot's G may have been
-// stolen, run, finished and reused by newproc meanwhile. So its ctx is read atomically (every store to it is atomic:
-// after_switch, fiber_make) and may be stale, which costs a useless
-// prefetch and nothing else: a prefetch never faults.
+// stolen, run, finished and reused by newproc meanwhile. So its ctx is
+// read atomically (every store to it is atomic: after_switch, fiber_make)
+// and may be stale, which costs a useless prefetch and nothing else: a
+// prefetch never faults.
 static inline void prefetch_next(P* p, std::uint32_t h, std::uint32_t t) {
   if (t - h > 1) __builtin_prefetch(p->runq[(h + 1) % runqSize].load(std::memory_order_relaxed));
   if (t - h > 0) {

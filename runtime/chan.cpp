@@ -38,10 +38,10 @@
 // calls goready only after it has released the lock, so that goready (which
 // may take sched.lock) never nests inside a channel lock.
 //
-// Every path of a send and a receive releases the lock with unlock_plain
-// (only closechan keeps unlock), and so does g0 for a goroutine parking here
-// (goparkunlock_chan): when no waiter has marked the lock contended, a plain
-// store, not a locked exchange. The exchange was a quarter of prodcons (one
+// Every release of a channel's lock is unlock_plain: in send, receive,
+// close, select (selunlock), a timer's send (time.cpp's nbsend), and on g0
+// for a goroutine parking here (goparkunlock_chan). When no waiter has
+// marked the lock contended, that is a plain store, not a locked exchange. The exchange was a quarter of prodcons (one
 // unlock per item; 34.7 -> 26.6 ns) and of a hand-off, where it waited for
 // the stores just made into the woken goroutine's frame (pingpong 97 -> 75
 // ns). Its price, a waiter whose mark lands between the read and the store
@@ -340,7 +340,7 @@ void closechan(HchanBase* c) {
 
   c->lock.lock();
   if (c->closed) {
-    c->lock.unlock();
+    c->lock.unlock_plain();
     throw Panic("close of closed channel");
   }
   c->closed = true;
@@ -357,7 +357,7 @@ void closechan(HchanBase* c) {
   };
   release_all(c->recvq);
   release_all(c->sendq);
-  c->lock.unlock();
+  c->lock.unlock_plain();
 
   while (glist != nullptr) {
     G* gp = glist;

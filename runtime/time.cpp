@@ -103,17 +103,17 @@ std::int64_t when(std::chrono::nanoseconds d) {
 void nbsend(HchanBase* c, goro::Time now) {
   c->lock.lock();
   if (c->closed) {
-    c->lock.unlock();
+    c->lock.unlock_plain();
     return;
   }
   if (Sudog* sg = dequeue(c->recvq)) {
     G* rg = send(c, sg, &now);
-    c->lock.unlock();
+    c->lock.unlock_plain();
     goready(rg);
     return;
   }
   if (c->qcount.load(std::memory_order_relaxed) < c->dataqsiz) bufsend(c, &now);
-  c->lock.unlock();
+  c->lock.unlock_plain();
 }
 
 void putfree(TimeTimer* t) {

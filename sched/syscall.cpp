@@ -30,9 +30,10 @@ namespace goro::detail {
 // exitsyscall's fast path share one section, aligned to a page so that it
 // sits on one page for as long as it stays under 4 KiB (930 bytes in the
 // release build of 3 December: 1 KiB alignment would have left a margin of
-// 94 bytes before an edit silently split it). On a machine whose system calls empty the TLB
-// (page-table isolation without PCID, as where the benchmarks ran) every
-// page the loop around a call touches costs a page walk after each call:
+// 94 bytes before an edit silently split it). On a machine whose system
+// calls empty the TLB (page-table isolation without PCID, as where the
+// benchmarks ran) every page the loop around a call touches costs a page
+// walk after each call:
 // about 3 ns for a page near others, 8 ns for one in a region of its own.
 // So the helpers these functions use (casgstatus, wirep, notify_sysmon) are
 // inline, the flags they read sit together in Sched, and the slow paths

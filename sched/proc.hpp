@@ -311,6 +311,11 @@ void flush_stdio();
 // stop-the-world (entersyscall and the preemption signal handler's last
 // step); the check inline, the hand-over out of line (syscall.cpp).
 void entersyscall_gcstop(P* p);
+// testhook_gcstop, if set, runs in entersyscall_gcstop before it takes
+// sched.lock: a test widens there the window in which a thread has seen a
+// stop pending but not yet acted on it (syscall_test.cpp). Async-signal-safe
+// hooks only: the preemption signal's handler passes there too.
+extern std::atomic<void (*)()> testhook_gcstop;
 inline void entersyscall_gcwait(P* p) {
   if (rt()->sched.gcwaiting.load(std::memory_order_seq_cst)) [[unlikely]] entersyscall_gcstop(p);
 }

@@ -21,8 +21,10 @@
 // gcwaiting.
 //
 // Invariants: only one stop-the-world at a time (stwlock); while the world is
-// stopped exactly one M holds a P (status running): the stopper's; all other
-// Ps are _Pgcstop.
+// stopped exactly one M holds a P, the stopper's, and every P is _Pgcstop;
+// between stops no P is _Pgcstop (checked at each stop in debug builds); a
+// P is taken for a stop (and stopwait decremented) only under sched.lock
+// while that stop is pending, gcwaiting set and stopwait > 0.
 #include <cstdio>
 
 #include "sched/nanotime.hpp"
@@ -74,6 +76,14 @@ void stop_the_world(const char* reason) {
   bool wait;
   {
     std::lock_guard<Lock> lk(s.lock);
+#ifndef NDEBUG
+    // Between stops every P is idle, running or in a system call. One left
+    // _Pgcstop would be counted as running below and waited for forever:
+    // fail loudly instead (a late entersyscall_gcstop once did this).
+    for (int i = 0; i < r->gomaxprocs.load(std::memory_order_relaxed); i++)
+      if (r->allp[i].load(std::memory_order_relaxed)->status.load(std::memory_order_relaxed) == Pstatus::gcstop)
+        fatal("stop_the_world: a P is already stopped");
+#endif
     s.stopwait = r->gomaxprocs.load(std::memory_order_relaxed);
     s.gcwaiting.store(true, std::memory_order_release);
     preemptall(r, false);

@@ -66,12 +66,29 @@ GORO_SYSCALL_TEXT void entersyscall() {
 // entersyscall_gcstop is entersyscall_gcwait's slow half (proc.hpp): a
 // stop-the-world that counted p as running before it was marked _Psyscall
 // would wait for its goroutine for the whole call: give p to it now.
+//
+// gcwaiting was read before the lock, and this thread may have been
+// descheduled since: that stop may be over, p given back and handed to
+// another M that is now in a system call of its own. Taking p then would
+// leave it _Pgcstop with the world running, lost to everyone, and the next
+// stop-the-world would wait for it forever (found with a CPU hog on each
+// core: 1 run in 3 to 30 of gc_concurrent's KernelWrites hung). So, as Go's
+// entersyscall_gcwait, take p only if a stop is still pending (gcwaiting
+// and stopwait > 0), under the lock. A P in _Psyscall then is always one
+// the pending stop still waits for, whoever's call it is: the stop's scan
+// turned every _Psyscall P into _Pgcstop, and a P enters _Psyscall later
+// only from _Prunning, which the stop counted.
+std::atomic<void (*)()> testhook_gcstop{nullptr};
+
 void entersyscall_gcstop(P* p) {
+  if (void (*hook)() = testhook_gcstop.load(std::memory_order_relaxed)) hook();
   Runtime* r = rt();
-  std::lock_guard<Lock> lk(r->sched.lock);
+  Sched& s = r->sched;
+  std::lock_guard<Lock> lk(s.lock);
+  if (!s.gcwaiting.load(std::memory_order_relaxed) || s.stopwait <= 0) return;
   Pstatus st = Pstatus::syscall;
   if (p->status.compare_exchange_strong(st, Pstatus::gcstop)) {
-    if (--r->sched.stopwait == 0) r->sched.stopnote.wakeup();
+    if (--s.stopwait == 0) s.stopnote.wakeup();
   }
 }
 

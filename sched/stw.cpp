@@ -133,6 +133,11 @@ void start_the_world() {
   {
     std::lock_guard<Lock> lk(s.lock);
     int procs = r->gomaxprocs.load(std::memory_order_relaxed);
+#ifndef NDEBUG
+    for (int i = 0; i < procs; i++)
+      if (r->allp[i].load(std::memory_order_relaxed)->status.load(std::memory_order_relaxed) != Pstatus::gcstop)
+        fatal("start_the_world: a P is not stopped");
+#endif
     if (s.newprocs != 0) {
       procs = s.newprocs;
       s.newprocs = 0;

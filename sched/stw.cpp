@@ -53,6 +53,18 @@ void preemptall(Runtime* r, bool signal) {
   }
 }
 
+// check_stopped fails with msg, in debug builds, unless every P is
+// _Pgcstop (stopped) or none is (!stopped). sched.lock held.
+void check_stopped([[maybe_unused]] Runtime* r, [[maybe_unused]] bool stopped,
+                   [[maybe_unused]] const char* msg) {
+#ifndef NDEBUG
+  for (int i = 0; i < r->gomaxprocs.load(std::memory_order_relaxed); i++) {
+    const Pstatus st = r->allp[i].load(std::memory_order_relaxed)->status.load(std::memory_order_relaxed);
+    if ((st == Pstatus::gcstop) != stopped) fatal(msg);
+  }
+#endif
+}
+
 // stwlock serialises stoppers (Go's worldsema). A stopper is a goroutine, so
 // waiting for the lock must park it, not its thread: a goroutine-aware
 // mutex built on the semaphore.
@@ -76,14 +88,10 @@ void stop_the_world(const char* reason) {
   bool wait;
   {
     std::lock_guard<Lock> lk(s.lock);
-#ifndef NDEBUG
     // Between stops every P is idle, running or in a system call. One left
     // _Pgcstop would be counted as running below and waited for forever:
     // fail loudly instead (a late entersyscall_gcstop once did this).
-    for (int i = 0; i < r->gomaxprocs.load(std::memory_order_relaxed); i++)
-      if (r->allp[i].load(std::memory_order_relaxed)->status.load(std::memory_order_relaxed) == Pstatus::gcstop)
-        fatal("stop_the_world: a P is already stopped");
-#endif
+    check_stopped(r, false, "stop_the_world: a P is already stopped");
     s.stopwait = r->gomaxprocs.load(std::memory_order_relaxed);
     s.gcwaiting.store(true, std::memory_order_release);
     preemptall(r, false);
@@ -133,11 +141,7 @@ void start_the_world() {
   {
     std::lock_guard<Lock> lk(s.lock);
     int procs = r->gomaxprocs.load(std::memory_order_relaxed);
-#ifndef NDEBUG
-    for (int i = 0; i < procs; i++)
-      if (r->allp[i].load(std::memory_order_relaxed)->status.load(std::memory_order_relaxed) != Pstatus::gcstop)
-        fatal("start_the_world: a P is not stopped");
-#endif
+    check_stopped(r, true, "start_the_world: a P is not stopped");
     if (s.newprocs != 0) {
       procs = s.newprocs;
       s.newprocs = 0;

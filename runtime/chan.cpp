@@ -41,10 +41,10 @@
 // Every release of a channel's lock is unlock_plain: in send, receive,
 // close, select (selunlock), a timer's send (time.cpp's nbsend), and on g0
 // for a goroutine parking here (goparkunlock_chan). When no waiter has
-// marked the lock contended, that is a plain store, not a locked exchange. The exchange was a quarter of prodcons (one
-// unlock per item; 34.7 -> 26.6 ns) and of a hand-off, where it waited for
-// the stores just made into the woken goroutine's frame (pingpong 97 -> 75
-// ns). Its price, a waiter whose mark lands between the read and the store
+// marked the lock contended, that is a plain store, not a locked exchange.
+// The exchange was a quarter of prodcons (one unlock per item; 34.7 -> 26.6
+// ns) and of a hand-off, where it waited for the stores just made into the
+// woken goroutine's frame (pingpong 97 -> 75 ns). Its price, a waiter whose mark lands between the read and the store
 // sleeps unwoken until a timeout, is in sched/lockrank.hpp.
 //
 // Element values are type-erased (ChanType in goro/chan.hpp): the buffer is

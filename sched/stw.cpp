@@ -22,7 +22,8 @@
 //
 // Invariants: only one stop-the-world at a time (stwlock); while the world is
 // stopped exactly one M holds a P, the stopper's, and every P is _Pgcstop;
-// between stops no P is _Pgcstop (checked at each stop in debug builds); a
+// between stops no P is _Pgcstop (debug builds check both at each stop and
+// start: check_stopped); a
 // P is taken for a stop (and stopwait decremented) only under sched.lock
 // while that stop is pending, gcwaiting set and stopwait > 0.
 #include <cstdio>

@@ -33,8 +33,8 @@ namespace goro::detail {
 // 94 bytes before an edit silently split it). On a machine whose system
 // calls empty the TLB (page-table isolation without PCID, as where the
 // benchmarks ran) every page the loop around a call touches costs a page
-// walk after each call:
-// about 3 ns for a page near others, 8 ns for one in a region of its own.
+// walk after each call: about 3 ns for a page near others, 8 ns for one in a
+// region of its own.
 // So the helpers these functions use (casgstatus, wirep, notify_sysmon) are
 // inline, the flags they read sit together in Sched, and the slow paths
 // live elsewhere: 12 pages per call instead of 16 (bench/README.md,

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "goro/runtime.hpp"
+#include "sched/hottext.hpp"
 #include "sched/nanotime.hpp"
 #include "sched/proc.hpp"
 
@@ -14,7 +15,7 @@ namespace goro {
 
 using namespace detail;
 
-void yield() {
+GORO_YIELD_TEXT void yield() {
   Entry e("goro::yield");
   gosched();
 }

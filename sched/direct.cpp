@@ -31,9 +31,9 @@
 // Not taken while GORO_TRACE records (every stop is a slice seen from g0),
 // for an M locked to a goroutine, or when the world is stopping or the
 // runtime exiting: g0 has work of its own then.
-#include "sched/proc.hpp"
-
+#include "sched/hottext.hpp"
 #include "sched/nanotime.hpp"
+#include "sched/proc.hpp"
 
 namespace goro::detail {
 
@@ -72,7 +72,8 @@ G* runq_next(Runtime* r, M* m, bool* inherit) {
 // here touches g but its fiber, since another M may be waiting to resume
 // it. entries: g's open Entries, read before it was published. Returns when
 // g runs again, on whichever M; the caller drops the switch's m.locks.
-void switch_direct(M* m, G* g, G* next, bool inherit, std::int32_t entries, bool dies = false) {
+GORO_YIELD_TEXT void switch_direct(M* m, G* g, G* next, bool inherit, std::int32_t entries,
+                                   bool dies = false) {
   if (next == nullptr) {
     // g's Entries leave the count here, not in execute: once g0 runs, g
     // may be running elsewhere, its count changing. The switch's one stays.
@@ -110,7 +111,7 @@ bool timer_due(P* p) {
 // the tail of the global queue and the M runs the head, which it takes in
 // the same critical section (globrunqput_next), else the local queue's
 // next; g0's gosched_m/gopreempt_m when the direct path is closed.
-void yield_global(G* g, M::Req req) {
+GORO_YIELD_TEXT void yield_global(G* g, M::Req req) {
   M* m = g->m;
   Runtime* r = rt();
   // m.locks first: a preemption may come from a safepoint with no Entry

@@ -17,10 +17,10 @@
 // Elsewhere, Boost's make_fcontext/jump_fcontext do the same job.
 #include "sched/fiber.hpp"
 
+#include <cxxabi.h>
 #include <pthread.h>
 
-#include <cxxabi.h>
-
+#include "sched/hottext.hpp"
 #include "sched/sanitizers.hpp"
 
 #if defined(__x86_64__)
@@ -87,8 +87,8 @@ using Transfer = boost::context::detail::transfer_t;
 // Hidden: calls from the rest of libgoro are direct, not through the PLT.
 extern "C" goro::detail::Transfer goro_switch(void* to, void* data);
 asm(R"(
-    .pushsection .text
-    .p2align 4
+    .pushsection .text.hot.goro_yield,"ax",@progbits
+    .p2align 6
     .globl goro_switch
     .hidden goro_switch
     .type goro_switch, @function
@@ -207,8 +207,9 @@ void fiber_make(Fiber& f, char* sp) {
 EhGlobals* fiber_thread_eh() { return eh_globals(); }
 
 // Never inlined: its call to goro_switch must stay the only one (see there).
-GORO_NO_TSAN [[gnu::noinline]] void fiber_switch(Fiber& from, Fiber& to, EhGlobals* thread_eh,
-                                                bool from_dies) {
+GORO_NO_TSAN [[gnu::noinline]] GORO_YIELD_TEXT void fiber_switch(Fiber& from, Fiber& to,
+                                                                 EhGlobals* thread_eh,
+                                                                 bool from_dies) {
   // Both fibers run on this thread: swap the exception state here.
   from.eh = *thread_eh;
   *thread_eh = to.eh;

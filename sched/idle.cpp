@@ -28,6 +28,7 @@
 #include <cstdlib>
 #include <system_error>
 
+#include "sched/hottext.hpp"
 #include "sched/nanotime.hpp"
 #include "sched/netpoll.hpp"
 #include "sched/proc.hpp"
@@ -156,7 +157,7 @@ void mstart(M* m) {
 // ---------------------------------------------------------------------------
 // Waking
 
-void wakep() {
+GORO_YIELD_TEXT void wakep() {
   Runtime* r = rt();
   Sched& s = r->sched;
   if (s.npidle.load(std::memory_order_relaxed) == 0) return;

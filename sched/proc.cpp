@@ -53,6 +53,7 @@
 #include <new>
 #include <numeric>
 
+#include "sched/hottext.hpp"
 #include "sched/lockrank.hpp"
 #include "sched/nanotime.hpp"
 #include "sched/netpoll.hpp"
@@ -67,7 +68,7 @@ std::atomic<Runtime*> rt_{nullptr};
 // getm_inline reads it by its assembler name.
 [[gnu::tls_model("initial-exec")]] thread_local M* tls_m asm("goro_tls_m") = nullptr;
 
-G* getg() {
+GORO_YIELD_TEXT G* getg() {
   asm volatile("" ::: "memory");  // never fold two reads across a switch
   M* m = tls_m;
   return m != nullptr ? m->curg.load(std::memory_order_relaxed) : nullptr;
@@ -284,7 +285,9 @@ void goready(G* g) {
   wakep();
 }
 
-void gosched() { yield_global(getg(), M::Req::gosched); }
+GORO_YIELD_TEXT void gosched() {
+  yield_global(getg(), M::Req::gosched);
+}
 
 void goyield() { mcall(getg(), M::Req::goyield); }
 
@@ -329,7 +332,7 @@ G* findrunnable(Runtime* r, M* m, bool* inherit);
 // for this P's next yield or any other P. A batch would make every other
 // yield find the local queue non-empty and pay runqget's CAS on top of the
 // lock (yield 44.9 -> 42.0 ns at GOMAXPROCS=1, bench/README.md).
-G* globrunqput_next(Runtime* r, M* m, G* g) {
+GORO_YIELD_TEXT G* globrunqput_next(Runtime* r, M* m, G* g) {
   Sched& s = r->sched;
   P* p = m->p;
   if (p->timers.when0.load(std::memory_order_relaxed) != 0) checktimers(p, nanotime());

@@ -26,6 +26,7 @@
 //     is readable without the lock (runqsize).
 #include <thread>
 
+#include "sched/hottext.hpp"
 #include "sched/nanotime.hpp"
 #include "sched/proc.hpp"
 
@@ -168,7 +169,7 @@ G* runqsteal(P* p, P* p2, bool steal_runnext) {
   return g;
 }
 
-bool runqempty(P* p) {
+GORO_YIELD_TEXT bool runqempty(P* p) {
   // runnext and the ring can change under us; read until head, tail and
   // runnext are seen consistently (Go's runqempty loop).
   for (;;) {
@@ -197,7 +198,7 @@ void add_runqsize(Sched& s, std::int32_t n) {
 }
 }  // namespace
 
-void globrunqput(G* g) {
+GORO_YIELD_TEXT void globrunqput(G* g) {
   Sched& s = rt()->sched;
   g->schedlink = nullptr;
   if (s.runqtail_ != nullptr)
@@ -227,7 +228,7 @@ void globrunqputbatch(G* head, G* tail, std::int32_t n) {
   add_runqsize(s, n);
 }
 
-G* globrunqget(P* p, std::int32_t max) {
+GORO_YIELD_TEXT G* globrunqget(P* p, std::int32_t max) {
   Runtime* r = rt();
   Sched& s = r->sched;
   std::int32_t size = s.runqsize.load(std::memory_order_relaxed);

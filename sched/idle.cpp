@@ -230,7 +230,7 @@ void handoffp(P* p) {
   std::unique_lock<Lock> lk(s.lock);
   if (s.gcwaiting.load(std::memory_order_relaxed)) {
     p->status.store(Pstatus::gcstop, std::memory_order_relaxed);
-    if (--s.stopwait == 0) s.stopnote.wakeup();
+    stopwait_put(s, p);
     return;
   }
   if (s.runqsize.load(std::memory_order_relaxed) != 0) {
@@ -464,7 +464,7 @@ void gcstopm(Runtime* r, M* m) {
   {
     std::lock_guard<Lock> lk(s.lock);
     p->status.store(Pstatus::gcstop, std::memory_order_relaxed);
-    if (--s.stopwait == 0) s.stopnote.wakeup();
+    stopwait_put(s, p);
   }
   stopm_idle(r, m);
 }

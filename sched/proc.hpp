@@ -255,6 +255,10 @@ void runqdrain_to_global(P* p);  // sched.lock held, world stopped
 // Stop the world (stw.cpp).
 void stop_the_world(const char* reason);
 void start_the_world();
+// stopwait_put counts p, which its caller has just marked _Pgcstop, for the
+// pending stop, and wakes the stopper if p was the last. sched.lock held,
+// a stop pending (debug builds check).
+void stopwait_put(Sched& s, P* p);
 int procresize(int nprocs);      // world stopped, sched.lock held
 
 // gc_mark_gen is the running concurrent mark's cycle number, 0 when no

@@ -23,9 +23,10 @@
 // Invariants: only one stop-the-world at a time (stwlock); while the world is
 // stopped exactly one M holds a P, the stopper's, and every P is _Pgcstop;
 // between stops no P is _Pgcstop (debug builds check both at each stop and
-// start: check_stopped); a
-// P is taken for a stop (and stopwait decremented) only under sched.lock
-// while that stop is pending, gcwaiting set and stopwait > 0.
+// start: check_stopped); a P is taken for a stop (and stopwait
+// decremented) only under sched.lock while that stop is pending, gcwaiting
+// set and stopwait > 0 (an M that hands its P over does it through
+// stopwait_put, which checks this in debug builds).
 #include <cstdio>
 
 #include "sched/nanotime.hpp"
@@ -72,6 +73,23 @@ void check_stopped([[maybe_unused]] Runtime* r, [[maybe_unused]] bool stopped,
 std::atomic<std::uint32_t> worldsema{1};
 
 }  // namespace
+
+// stopwait_put is the one way a P other than the stopper's reaches the
+// stop's count after the stopper's own scan: gcstopm, handoffp and
+// entersyscall_gcstop. A P marked _Pgcstop when no stop is waiting for it
+// belongs to nobody, and the next stop waits for it forever; here that is a
+// fatal error in debug builds instead.
+void stopwait_put(Sched& s, P* p) {
+#ifndef NDEBUG
+  if (!s.gcwaiting.load(std::memory_order_relaxed) || s.stopwait <= 0)
+    fatal("stopwait_put: no stop-the-world is waiting for this P");
+  if (p->status.load(std::memory_order_relaxed) != Pstatus::gcstop)
+    fatal("stopwait_put: P not stopped");
+#else
+  (void)p;
+#endif
+  if (--s.stopwait == 0) s.stopnote.wakeup();
+}
 
 // GORO_TRACE: when the current stop began and why (worldsema guards both).
 static std::int64_t stw_trace_start = 0;

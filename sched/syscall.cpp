@@ -87,9 +87,7 @@ void entersyscall_gcstop(P* p) {
   std::lock_guard<Lock> lk(s.lock);
   if (!s.gcwaiting.load(std::memory_order_relaxed) || s.stopwait <= 0) return;
   Pstatus st = Pstatus::syscall;
-  if (p->status.compare_exchange_strong(st, Pstatus::gcstop)) {
-    if (--s.stopwait == 0) s.stopnote.wakeup();
-  }
+  if (p->status.compare_exchange_strong(st, Pstatus::gcstop)) stopwait_put(s, p);
 }
 
 // entersyscall(regs) is blocking()'s entry: it stores the callee-saved

@@ -44,8 +44,9 @@
 // marked the lock contended, that is a plain store, not a locked exchange.
 // The exchange was a quarter of prodcons (one unlock per item; 34.7 -> 26.6
 // ns) and of a hand-off, where it waited for the stores just made into the
-// woken goroutine's frame (pingpong 97 -> 75 ns). Its price, a waiter whose mark lands between the read and the store
-// sleeps unwoken until a timeout, is in sched/lockrank.hpp.
+// woken goroutine's frame (pingpong 97 -> 75 ns). Its price, a waiter
+// whose mark lands between the read and the store sleeps unwoken until a
+// timeout, is in sched/lockrank.hpp.
 //
 // Element values are type-erased (ChanType in goro/chan.hpp): the buffer is
 // raw storage; values are move-constructed in and out and destroyed

@@ -136,9 +136,10 @@ class Lock {
     return true;
   }
   // unlock_plain: every release of a channel's lock (runtime/chan.cpp, and
-  // a timer's send in runtime/time.cpp), including the unlock function of a goroutine parking on a channel
-  // (goparkunlock_chan). Only for ranks whose sleepers wait with a timeout
-  // (plain_unlock_ok; checked in debug builds).
+  // a timer's send in runtime/time.cpp), including the unlock function of
+  // a goroutine parking on a channel (goparkunlock_chan). Only for ranks
+  // whose sleepers wait with a timeout (plain_unlock_ok; checked in debug
+  // builds).
   void unlock_plain() {
 #ifndef NDEBUG
     if (!plain_unlock_ok(rank_)) unlock_plain_misuse();

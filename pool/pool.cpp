@@ -282,6 +282,12 @@ void pool_delete(pool* p) {
 template <bool Trace>
 inline void* getImpl(pool* p, getSource* src, int* pidOut = nullptr, int* stealP = nullptr) {
   Entry e("goro::Pool::get");
+  if (e.m()->p == nullptr) [[unlikely]] {
+    // Inside a blocking() call the goroutine has no P, so no local pool: the
+    // caller gets New's object, as from an empty pool.
+    if (Trace) *src = getSource::none;
+    return nullptr;
+  }
   int pid;
   poolLocal* l = pin(p, e, &pid);
   if (Trace && pidOut != nullptr) *pidOut = pid;
@@ -341,6 +347,8 @@ void pool_put(pool* p, void* x) {
   assert(gc_is_object_start(x) && "goro::Pool::put: x does not come from goro::gc::make");
 #endif
   Entry e("goro::Pool::put");
+  if (e.m()->p == nullptr) [[unlikely]]
+    return;  // no P (inside blocking()): dropped, as Go may
   int pid;
   poolLocal* l = pin(p, e, &pid);
   if (l->private_.load(std::memory_order_relaxed) == nullptr)

@@ -76,6 +76,8 @@ int num_cpu() {
 // preemption, no migration, no stop-the-world until proc_unpin.
 int proc_pin() {
   Entry e("goro::proc_pin");
+  if (e.m()->p == nullptr)
+    throw Error("goro::proc_pin called inside blocking(): the goroutine has no P to pin");
   acquirem(e.m());
   e.g()->pins++;
   return e.m()->p->id;

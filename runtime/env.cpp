@@ -93,6 +93,8 @@ void parse_debug(const char* env, Config* c) {
       c->gcuffd = v != 0;
     } else if (key == "pooltrace") {
       c->pooltrace = v != 0;
+    } else if (key == "lazysyscall") {
+      c->lazysyscall = v != 0;
     } else if (key == "seed") {
       c->seed_set = true;
       c->seed = static_cast<std::uint64_t>(v);
@@ -101,7 +103,10 @@ void parse_debug(const char* env, Config* c) {
       c->forcegc_ms = v;
     } else {
       bad("GORO_DEBUG", s,
-          ("unknown setting \"" + key + "\" (known: schedtrace, scheddetail, gctrace, gcstoptheworld, gcuffd, forcegc, pooltrace, seed)").c_str());
+          ("unknown setting \"" + key +
+           "\" (known: schedtrace, scheddetail, gctrace, gcstoptheworld, gcuffd, lazysyscall, "
+           "forcegc, pooltrace, seed)")
+              .c_str());
     }
     if (comma == s.size()) break;
   }

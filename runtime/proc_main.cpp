@@ -114,6 +114,7 @@ void run(const Options& opt, std::function<void()> main_fn) {
   r->sched.coarse_now.store(r->start_time, std::memory_order_relaxed);
   r->sched.lastpoll.store(r->start_time, std::memory_order_relaxed);
   netpoll_osinit();
+  sys_init();
   r->stacks.init(cfg.stack_size, sizeof(G));
   gc_init(r.get());
   reset_dying();

@@ -24,6 +24,7 @@ struct Config {
   bool gctrace = false;
   bool gcstoptheworld = false;   // GORO_DEBUG=gcstoptheworld=1: the whole mark inside the pause
   bool gcuffd = true;            // GORO_DEBUG=gcuffd=0: act as if userfaultfd were unavailable
+  bool lazysyscall = true;       // GORO_DEBUG=lazysyscall=0: every blocking() call as Go's
   std::int64_t forcegc_ms = 2 * 60 * 1000;  // Go's forcegcperiod: 2 minutes
   std::string trace_file;
   bool pooltrace = false;        // GORO_DEBUG=pooltrace=1

@@ -474,6 +474,16 @@ void begin_exit(Runtime* r) {
   s.exiting.store(true, std::memory_order_release);
   netpollBreak();  // an M blocked in epoll_wait leaves too
   std::lock_guard<Lock> lk(s.lock);
+  // Goroutines in blocking() calls are abandoned as they return
+  // (exitsyscall): close the lazy path and make its calls ordinary ones.
+  std::vector<M*> ms;
+  for (M* m = s.allm; m != nullptr; m = m->alllink) {
+    if (SysTls* t = m->sys.load(std::memory_order_acquire))
+      t->req.fetch_or(sysSlow, std::memory_order_relaxed);
+    ms.push_back(m);
+  }
+  std::vector<P*> ps(ms.size());
+  sys_take(ms.data(), ps.data(), static_cast<int>(ms.size()));
   while (M* m = mget(r)) m->park.wakeup();
   for (M* m = s.mlocked; m != nullptr; m = m->schedlink) m->park.wakeup();
   r->sysmonnote.wakeup();

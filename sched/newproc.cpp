@@ -86,6 +86,14 @@ void gfpurge(Runtime* r, P* p) {
 
 namespace {
 
+// gfput_any is gfput, or without a P the global list, as a batch of one.
+void gfput_any(Runtime* r, P* p, G* g) {
+  if (p != nullptr) return gfput(r, p, g);
+  g->schedlink = nullptr;
+  std::lock_guard<Lock> lk(r->sched.gFreeLock);
+  pushbatch(r, g, 1);
+}
+
 // gfget takes a free G for p; when p has none, it takes a whole batch from
 // the global list first.
 G* gfget(Runtime* r, P* p) {
@@ -112,6 +120,7 @@ G* gfget(Runtime* r, P* p) {
 std::uint64_t newgoid(Runtime* r, P* p) {
   // Ids are handed to Ps in batches of 16 so go() does not contend on one
   // counter (Go's goidcache).
+  if (p == nullptr) return r->sched.goidgen.fetch_add(1, std::memory_order_relaxed) + 1;
   if (p->goidcache == p->goidcacheend) {
     p->goidcache = r->sched.goidgen.fetch_add(16, std::memory_order_relaxed) + 1;
     p->goidcacheend = p->goidcache + 16;
@@ -125,8 +134,10 @@ G* newproc_alloc(std::size_t size, std::size_t align, void** mem) {
   Entry e("goro::go");
   G* self = e.g();
   Runtime* r = rt();
+  // Without a P (go() from the code inside a blocking() call), a new G: the
+  // free lists belong to Ps.
   P* p = self->m->p;
-  G* g = gfget(r, p);
+  G* g = p != nullptr ? gfget(r, p) : nullptr;
   if (g == nullptr) {
     g = malg(r);
   } else {
@@ -137,7 +148,7 @@ G* newproc_alloc(std::size_t size, std::size_t align, void** mem) {
   if (align < 16) align = 16;
   const std::size_t room = static_cast<std::size_t>(g->fiber.stack_hi - g->fiber.stack_lo) / 4;
   if (size > room) {
-    gfput(r, p, g);
+    gfput_any(r, p, g);
     throw Error("goro::go: the goroutine's callable is larger than a quarter of its stack");
   }
   auto top = reinterpret_cast<std::uintptr_t>(g->fiber.stack_hi) - size;
@@ -150,7 +161,7 @@ G* newproc_alloc(std::size_t size, std::size_t align, void** mem) {
 void newproc_abort(G* g) {
   // The callable's constructor threw: give the G back unused.
   Entry e("goro::go");
-  gfput(rt(), e.m()->p, g);
+  gfput_any(rt(), e.m()->p, g);
 }
 
 void newproc_start(G* g, const Closure* fn, const std::source_location& where) {
@@ -172,9 +183,14 @@ void newproc_start(G* g, const Closure* fn, const std::source_location& where) {
   fiber_make(g->fiber, static_cast<char*>(g->entry_arg));
   casgstatus(g, Gstatus::dead, Gstatus::runnable);
   if (trace_on)
-    trace_emit(TraceKind::go_create, g->goid, p->id, static_cast<std::int64_t>(self->goid), where.line(), 0,
-               where.file_name());
-  runqput(p, g, true);
+    trace_emit(TraceKind::go_create, g->goid, p != nullptr ? p->id : -1,
+               static_cast<std::int64_t>(self->goid), where.line(), 0, where.file_name());
+  if (p != nullptr) {
+    runqput(p, g, true);
+  } else {
+    std::lock_guard<Lock> lk(r->sched.lock);
+    globrunqput(g);
+  }
   wakep();
 }
 

@@ -131,8 +131,10 @@ bool in_runtime_text(std::uintptr_t pc) {
 
 void on_preempt(int, siginfo_t*, void* uctx) {
   const int saved_errno = errno;
-  M* m = getm();
-  if (m == nullptr) return;
+  M* m = getm_raw();
+  // Inside a lazy blocking() call the thread is in a system call as far as
+  // the P is concerned: sysmon takes it that way (syscall.cpp).
+  if (m == nullptr || sys_in_call(m)) return;
   G* g = m->curg.load(std::memory_order_relaxed);
   P* p = m->p;
   const auto pc =
@@ -151,6 +153,9 @@ void on_preempt(int, siginfo_t*, void* uctx) {
   m->p = nullptr;
   p->status.store(Pstatus::syscall, std::memory_order_seq_cst);
   rt()->sched.nhogs.fetch_add(1, std::memory_order_relaxed);
+  // Until it takes a P back (reacquirep), its blocking() calls take the
+  // ordinary path, whose Entry does that first.
+  sys_tls()->req.fetch_or(sysSlow, std::memory_order_relaxed);
   entersyscall_gcwait(p);
   errno = saved_errno;
 }
@@ -168,7 +173,7 @@ long futex_op(std::atomic<std::uint32_t>* a, int op, std::uint32_t val, const ti
 
 void on_suspend(int, siginfo_t*, void* uctx) {
   const int saved_errno = errno;
-  M* m = getm();
+  M* m = getm_raw();
   if (m == nullptr || m->suspend.load(std::memory_order_acquire) != 1) {
     errno = saved_errno;
     return;
@@ -240,6 +245,11 @@ int suspend_hogs(M** out, int max) {
     for (M* m = r->sched.allm; m != nullptr; m = m->alllink)
       if (is_hog(m)) ms.push_back(m);
   }
+  // A hog that entered a lazy blocking() call just as its P was taken (its
+  // next calls take the ordinary path) is in a system call, not a hog: make
+  // it an ordinary one, so that the signal below does not interrupt its call.
+  std::vector<P*> ps(ms.size());
+  sys_take(ms.data(), ps.data(), static_cast<int>(ms.size()));
   int n = 0;
   for (M* m : ms) {
     for (;;) {
@@ -282,8 +292,10 @@ bool preempt_by_signal(M* m) {
 // one back as exitsyscall does. Inside the runtime the P is never lost.
 void reacquirep(G* g) {
   if (g->m->p == nullptr && g->status.load(std::memory_order_relaxed) == Gstatus::syscall &&
-      g->m->oldp != nullptr && !g->m->in_blocking)
+      g->m->oldp != nullptr && !g->m->in_blocking) {
     exitsyscall();
+    sys_bind(getm_raw());  // reopen the lazy path the handler closed
+  }
 }
 
 }  // namespace goro::detail

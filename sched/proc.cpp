@@ -76,12 +76,20 @@ GORO_YIELD_TEXT G* getg() {
 
 M* getm() {
   asm volatile("" ::: "memory");
+  M* m = tls_m;
+  sys_check(m);
+  return m;
+}
+
+M* getm_raw() {
+  asm volatile("" ::: "memory");
   return tls_m;
 }
 
 void set_tls_m(M* m) {
   tls_m = m;
   if (m != nullptr) m->eh = fiber_thread_eh();
+  sys_bind(m);
 }
 
 // mcall switches from g to its M's g0 with a request for g0 to carry out

@@ -170,6 +170,7 @@ class Entry {
   // request; enter_slow does the rest (throw, safepoint) and the same.
   static G* enter(const char* api, Mode mode) {
     M* m = getm_inline();
+    sys_check(m);
     G* g = m != nullptr ? m->curg.load(std::memory_order_relaxed) : nullptr;
     if (g == nullptr || g->preempt.load(std::memory_order_relaxed)) [[unlikely]]
       return enter_slow(api, mode);
@@ -190,6 +191,16 @@ inline bool holdslocks(G* g) {
 
 // The loop and the idle machinery (proc.cpp, idle.cpp).
 void set_tls_m(M* m);
+// blocking()'s lazy path (syscall.cpp). sys_bind points m at this thread's
+// SysTls and opens the lazy path on it (m == nullptr closes it); sys_take
+// turns the lazy calls of the Ms in ms[0..n) into ordinary entersyscalls,
+// storing into ps[i] the P so put in _Psyscall (nullptr if ms[i] was not in
+// a call, or had no P), and returns how many it turned. sched.lock may be
+// held.
+void sys_init();
+void sys_bind(M* m);
+int sys_take(M* const* ms, P** ps, int n);
+bool sys_in_call(M* m);                           // m's thread is inside a lazy call (racy: a hint)
 void mcall(G* g, M::Req req, bool dies = false);  // switch to g0 with a request
 void schedule(Runtime* r, M* m);
 void gcstopm(Runtime* r, M* m);     // stop this M for a stop-the-world

@@ -68,7 +68,7 @@ struct mcache;  // gc/malloc.hpp
 //   _Grunning -> _Grunnable        gosched, preemption
 //   _Grunning -> _Gwaiting         gopark
 //   _Gwaiting -> _Grunnable        goready
-//   _Grunning -> _Gsyscall         entersyscall
+//   _Grunning -> _Gsyscall         entersyscall, or materialize (a lazy call taken)
 //   _Gsyscall -> _Grunning         exitsyscall (fast path, or after a P is found)
 //   _Gsyscall -> _Grunnable        exitsyscall found no P (queued globally)
 //   _Grunning -> _Gdead            goexit
@@ -159,7 +159,8 @@ struct alignas(64) G {
 // except _Prunning <-> _Psyscall, which the owner and sysmon CAS.
 //   _Pidle -> _Prunning      acquirep
 //   _Prunning -> _Pidle      releasep + pidleput
-//   _Prunning -> _Psyscall   entersyscall
+//   _Prunning -> _Psyscall   entersyscall, or a taker's materialize for a
+//                            lazy blocking() call (which keeps _Prunning)
 //   _Psyscall -> _Prunning   exitsyscall fast path
 //   _Psyscall -> _Pidle      retake/handoffp (sysmon)
 //   * -> _Pgcstop            stop the world
@@ -219,6 +220,10 @@ struct alignas(64) M {
   Fiber g0;                 // the thread's native stack, where schedule() runs
   EhGlobals* eh = nullptr;  // this thread's C++ exception globals (fiber_thread_eh)
   std::atomic<G*> curg{nullptr};  // the G running on it (nullptr on g0); read by preemptall
+  // This thread's SysTls (blocking()'s lazy path, syscall.cpp): for takers on
+  // other threads, and for sys_check, which reads it beside curg. Set by the
+  // thread itself when it starts.
+  std::atomic<SysTls*> sys{nullptr};
   P* p = nullptr;           // the attached P (nullptr when idle or in syscall)
   P* nextp = nullptr;       // the P to acquire when woken (startm's handoff)
   P* oldp = nullptr;        // the P held before entersyscall
@@ -240,6 +245,7 @@ struct alignas(64) M {
   std::thread thread;
   pthread_t tid{};          // for the preemption signal (sysmon)
   bool in_blocking = false; // inside blocking(): no P by design, not a hog
+  int blocking_nest = 0;    // blocking() calls inside blocking()'s call: no-ops
   // Stopping a P-less hog for the GC (preempt.cpp suspend_hogs): the state
   // word the stopper and the thread's signal handler hand back and forth,
   // and what the handler saved for the collector to scan.
@@ -278,14 +284,33 @@ inline void releasem(M* m) {
 // written). Elsewhere, the out-of-line getm (proc.hpp).
 [[gnu::tls_model("initial-exec")]] extern thread_local M* tls_m asm("goro_tls_m");
 M* getm();
+M* getm_raw();  // getm without sys_check: signal handlers
 inline M* getm_inline() {
 #if defined(__x86_64__) && defined(__ELF__)
   M* m;
   asm volatile("movq goro_tls_m@gottpoff(%%rip), %0\n\tmovq %%fs:(%0), %0" : "=r"(m) : : "memory");
   return m;
 #else
-  return getm();
+  return getm_raw();
 #endif
+}
+
+// sys_check: before runtime code on this thread uses its M's P, a lazy
+// blocking() call the thread is inside (user code in the call has called the
+// runtime) becomes an ordinary entersyscall (syscall.cpp). Entry calls it —
+// user code reaches the runtime through an Entry, before anything reads
+// m.p — and so does getm. getg, on every hot path, does not; nor do
+// getm_inline and getm_raw (locks, signal handlers). m is this thread's M,
+// just read through the thread pointer: its sys field, beside curg, leads to
+// the thread's TLS block without another barrier.
+void sys_self_take();
+inline void sys_check(M* m) {
+  if (m == nullptr) return;
+  SysTls* t = m->sys.load(std::memory_order_relaxed);
+  // acquire: a taker that set sysTaken wrote this M's fields before.
+  if (t != nullptr && (t->state.load(std::memory_order_relaxed) & 1) != 0 &&
+      (t->req.load(std::memory_order_acquire) & sysTaken) == 0) [[unlikely]]
+    sys_self_take();
 }
 
 // Threads without an M (the GC's mark helpers) take runtime locks too; they

@@ -55,6 +55,32 @@ void preemptall(Runtime* r, bool signal) {
   }
 }
 
+// take_syscalls stops every P in a system call: it makes the Ms' lazy
+// blocking() calls ordinary ones (syscall.cpp), which puts their Ps in
+// _Psyscall, then takes every _Psyscall P for the stop. In the stop's first
+// scan and again each time the stopper wakes: a P can reach _Psyscall after
+// the scan without seeing the stop (a lazy call turned ordinary by runtime
+// code called inside it, sys_self_take). sched.lock held; self's P is
+// already stopped.
+void take_syscalls(Runtime* r, Sched& s, M* self) {
+  std::vector<M*> ms;
+  for (M* m = s.allm; m != nullptr; m = m->alllink)
+    if (m != self && sys_in_call(m)) ms.push_back(m);
+  if (!ms.empty()) {
+    std::vector<P*> ps(ms.size());
+    sys_take(ms.data(), ps.data(), static_cast<int>(ms.size()));
+  }
+  const int n = r->gomaxprocs.load(std::memory_order_relaxed);
+  for (int i = 0; i < n && s.stopwait > 0; i++) {
+    P* p = r->allp[i].load(std::memory_order_relaxed);
+    Pstatus st = Pstatus::syscall;
+    if (p->status.compare_exchange_strong(st, Pstatus::gcstop)) {
+      p->syscalltick.fetch_add(1, std::memory_order_relaxed);
+      stopwait_put(s, p);
+    }
+  }
+}
+
 // check_stopped fails with msg, in debug builds, unless every P is
 // _Pgcstop (stopped) or none is (!stopped). sched.lock held.
 void check_stopped([[maybe_unused]] Runtime* r, [[maybe_unused]] bool stopped,
@@ -116,15 +142,7 @@ void stop_the_world(const char* reason) {
     preemptall(r, false);
     m->p->status.store(Pstatus::gcstop, std::memory_order_relaxed);
     s.stopwait--;
-    const int n = r->gomaxprocs.load(std::memory_order_relaxed);
-    for (int i = 0; i < n; i++) {
-      P* p = r->allp[i].load(std::memory_order_relaxed);
-      Pstatus st = Pstatus::syscall;
-      if (p->status.compare_exchange_strong(st, Pstatus::gcstop)) {
-        p->syscalltick.fetch_add(1, std::memory_order_relaxed);
-        s.stopwait--;
-      }
-    }
+    take_syscalls(r, s, m);
     while (P* p = pidleget()) {
       p->status.store(Pstatus::gcstop, std::memory_order_relaxed);
       s.stopwait--;
@@ -141,6 +159,7 @@ void stop_the_world(const char* reason) {
       }
       std::lock_guard<Lock> lk(s.lock);
       preemptall(r, true);
+      if (s.stopwait > 0) take_syscalls(r, s, m);
     }
   }
   s.stopnote.clear();
@@ -178,8 +197,13 @@ void start_the_world() {
         runnable = p;
       }
     }
-    s.gcwaiting.store(false, std::memory_order_release);
+    s.gcwaiting.store(false, std::memory_order_seq_cst);
   }
+  // sysmon sleeps while the world is stopped. Our own P runs on, and may be
+  // about to block in a lazy blocking() call, which does not wake sysmon as
+  // entersyscall does: wake it here (seq_cst above: Dekker with its check of
+  // gcwaiting after it sets sysmonwait).
+  notify_sysmon();
   while (runnable != nullptr) {
     P* p = runnable;
     runnable = p->link;

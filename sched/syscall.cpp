@@ -1,6 +1,6 @@
 // syscall.cpp — goroutines in blocking calls (Go's entersyscall,
-// exitsyscall, exitsyscall0) and goroutines locked to their thread
-// (LockOSThread: stoplockedm, startlockedm).
+// exitsyscall, exitsyscall0), blocking()'s lazy fast path, and goroutines
+// locked to their thread (LockOSThread: stoplockedm, startlockedm).
 //
 // entersyscall detaches the P from the M but leaves it marked _Psyscall, so
 // the common case — a call that returns quickly — gets it back with one CAS
@@ -10,17 +10,60 @@
 // takes its old P if still free, else any idle P, else it goes on the global
 // run queue and its M goes idle (exitsyscall0).
 //
-// A goroutine locked to its thread (lock_os_thread) runs only on that M, and
-// that M runs nothing else: when the goroutine parks, its M hands the P away
-// and sleeps (stoplockedm); when an M picks the goroutine from a run queue
-// it gives its P to the locked M and goes idle itself (startlockedm).
+// The lazy path. That is Go's design, and blocking() uses it only when it
+// must. Its bookkeeping touches the G, the M, the P and the scheduler's
+// flags, in three places of memory besides libgoro's code, and on a machine
+// whose system calls empty the TLB each of them costs a page walk after
+// every call (bench/README.md, "blocking's pages"). So blocking() (inline,
+// goro/runtime.hpp) first tries the lazy path, which touches only its own
+// thread's SysTls, a word pair in the TLS block:
+//   - enter: state += 1 (odd: "in a call"), if req is 0; the P stays
+//     attached, _Prunning, and the G _Grunning;
+//   - leave: state += 1 (even), then read req: 0 means nobody asked for the
+//     P meanwhile, and the call cost two plain stores and two loads.
+// Whoever needs the P while the thread is in the call — sysmon retaking it
+// from a call that has blocked for a tick, a stop-the-world, main's exit,
+// or runtime code that user code in the call has called (sys_check) — first
+// turns the call into the ordinary one, on the thread's behalf: exactly
+// entersyscall's stores (materialize). After that, the ordinary machinery
+// above takes over, and the thread, leaving the call, sees req and runs
+// exitsyscall.
+//
+// The handshake between the thread, which uses no locked instruction, and
+// a taker on another thread (sys_take) is Dekker's, with the fence on the
+// taker's side only:
+//   thread:  state = even; [compiler barrier]; r = req
+//   taker:   req |= sysTake; membarrier(2); s = state
+// membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) runs a full barrier on every
+// CPU running a thread of this process before it returns. So either the
+// thread's store was visible to the taker's load (s even: the taker lets
+// go), or the thread's load comes after the barrier and sees sysTake (it
+// waits until the taker has decided). A taker that sees s odd materializes
+// the call and sets sysTaken; the thread, released, runs exitsyscall. A
+// membarrier costs the taker about 30 us on the machine of bench/README.md:
+// sysmon pays it once per call that blocked, a stop once for all calls.
+// Takers exclude each other with the sysTake bit (CAS).
 //
 // Invariants:
 //   - while a G is in _Gsyscall its M has no P (m.p == nullptr, m.oldp is the
 //     P it left, which may have been taken);
 //   - _Psyscall -> anything is a CAS: the returning M, sysmon and the
 //     stopper race for it and exactly one wins;
+//   - SysTls.state is written only by its thread; odd only inside a
+//     blocking() call on the lazy path, while that call's M either still
+//     holds its P (_Prunning, its G _Grunning) or req has sysTaken (the call
+//     is an ordinary one now);
+//   - only a taker holding sysTake (or the thread itself, in sys_self_take)
+//     writes the M's fields while the thread is in a lazy call, and it sets
+//     sysTaken before it lets go; the thread clears sysTaken;
 //   - g.lockedm == m  <=>  m.lockedg == g.
+#include <linux/membarrier.h>
+#include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+
 #include "sched/nanotime.hpp"
 #include "sched/proc.hpp"
 
@@ -48,6 +91,11 @@ GORO_SYSCALL_TEXT void entersyscall() {
   Entry e("goro::blocking");
   G* g = e.g();
   M* m = g->m;
+  if (m->in_blocking) [[unlikely]] {
+    // blocking() inside blocking()'s call: already in one, without a P.
+    m->blocking_nest++;
+    return;
+  }
   P* p = m->p;
   casgstatus(g, Gstatus::running, Gstatus::syscall);
   if (trace_on) [[unlikely]] m->trace_syscall_ts = nanotime();
@@ -143,6 +191,10 @@ GORO_SYSCALL_TEXT void exitsyscall() {
   // No park since entersyscall: this is still the M that entered, and
   // getm_inline's read cannot be cached across a switch anyway.
   M* m = getm_inline();
+  if (m->blocking_nest > 0) [[unlikely]] {
+    m->blocking_nest--;
+    return;
+  }
   G* g = m->curg.load(std::memory_order_relaxed);
   Runtime* r = rt();
   P* oldp = m->oldp;
@@ -211,6 +263,182 @@ G* exitsyscall0(Runtime* r, M* m, G* g) {
   }
   stopm_idle(r, m);
   return nullptr;
+}
+
+// ---------------------------------------------------------------------------
+// blocking()'s lazy path (the essay at the top)
+
+// The definition of goro/runtime.hpp's tls_sys. A new thread starts with
+// sysSlow: blocking() on a thread that is not an M takes the ordinary path,
+// whose Entry reports the misuse.
+[[gnu::tls_model("initial-exec")]] constinit thread_local SysTls tls_sys asm("goro_tls_sys") = {
+    {0}, {sysSlow}};
+
+namespace {
+
+// lazy_ok: membarrier(2) works here (sys_init). Without it the lazy path
+// stays closed and every call takes the ordinary one.
+std::atomic<bool> lazy_ok{false};
+
+// lazy_open: whether blocking() may take the lazy path on an M of r. Not
+// while tracing (the trace shows every call as a slice, which exitsyscall
+// writes), nor once main has returned (exitsyscall abandons the goroutine).
+bool lazy_open(Runtime* r) {
+  return lazy_ok.load(std::memory_order_relaxed) && r != nullptr && r->cfg.lazysyscall &&
+         !trace_on && !r->sched.exiting.load(std::memory_order_relaxed);
+}
+
+void sys_membarrier() {
+  if (syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) != 0)
+    fatal("membarrier: MEMBARRIER_CMD_PRIVATE_EXPEDITED failed");
+}
+
+// materialize does for m what entersyscall would have done when its lazy
+// call began: G _Gsyscall, P detached and _Psyscall. Called by the holder of
+// sysTake (or by m's own thread) while m's thread is inside the call or
+// waits for us. A goroutine whose P the preemption signal took just as it
+// entered has no P to detach: it only counts as in blocking() now.
+P* materialize(M* m) {
+  G* g = m->curg.load(std::memory_order_relaxed);
+  P* p = m->p;
+  m->in_blocking = true;
+  if (p == nullptr) return nullptr;
+#ifndef NDEBUG
+  if (g == nullptr || p->m.load(std::memory_order_relaxed) != m ||
+      p->status.load(std::memory_order_relaxed) != Pstatus::running)
+    fatal("materialize: lazy system call without its running P");
+#endif
+  casgstatus(g, Gstatus::running, Gstatus::syscall);
+  p->m.store(nullptr, std::memory_order_relaxed);
+  m->oldp = p;
+  m->p = nullptr;
+  p->status.store(Pstatus::syscall, std::memory_order_seq_cst);
+  return p;
+}
+
+// claim sets sysTake on t unless a taker holds it or the call is taken.
+bool claim(SysTls* t) {
+  std::uint32_t r = t->req.load(std::memory_order_relaxed);
+  do {
+    if ((r & (sysTake | sysTaken)) != 0) return false;
+  } while (!t->req.compare_exchange_weak(r, r | sysTake, std::memory_order_acq_rel,
+                                         std::memory_order_relaxed));
+  return true;
+}
+
+// let_go clears sysTake, setting sysTaken if the call was materialized:
+// release, so that the thread, seeing it, sees the M's new fields.
+void let_go(SysTls* t, bool taken) {
+  std::uint32_t r = t->req.load(std::memory_order_relaxed);
+  while (!t->req.compare_exchange_weak(r, (r & ~sysTake) | (taken ? sysTaken : 0),
+                                       std::memory_order_release, std::memory_order_relaxed)) {
+  }
+}
+
+// wait_taker spins while another thread holds sysTake on t: a few stores,
+// unless that thread was descheduled, so the CPU is given up after a while.
+std::uint32_t wait_taker(SysTls* t) {
+  std::uint32_t r;
+  for (int i = 0; ((r = t->req.load(std::memory_order_acquire)) & sysTake) != 0; i++) {
+    if (i < 64)
+      __builtin_ia32_pause();
+    else
+      sched_yield();
+  }
+  return r;
+}
+
+}  // namespace
+
+void sys_init() {
+  static const bool ok =
+      syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+  lazy_ok.store(ok, std::memory_order_relaxed);
+}
+
+void sys_bind(M* m) {
+  SysTls* t = &tls_sys;
+  if (m == nullptr) {
+    t->req.fetch_or(sysSlow, std::memory_order_relaxed);
+    return;
+  }
+  m->sys.store(t, std::memory_order_release);
+  if (lazy_open(rt()))
+    t->req.fetch_and(~sysSlow, std::memory_order_relaxed);
+  else
+    t->req.fetch_or(sysSlow, std::memory_order_relaxed);
+}
+
+bool sys_in_call(M* m) {
+  SysTls* t = m->sys.load(std::memory_order_acquire);
+  return t != nullptr && (t->state.load(std::memory_order_acquire) & 1) != 0;
+}
+
+int sys_take(M* const* ms, P** ps, int n) {
+  // Claim every M whose thread seems to be in a lazy call, then one
+  // membarrier for a batch of them, then decide each by its state.
+  constexpr int batch = 64;
+  int taken = 0;
+  for (int lo = 0; lo < n; lo += batch) {
+    const int hi = std::min(n, lo + batch);
+    SysTls* claimed[batch] = {};
+    bool any = false;
+    for (int i = lo; i < hi; i++) {
+      ps[i] = nullptr;
+      SysTls* t = ms[i]->sys.load(std::memory_order_acquire);
+      if (t != nullptr && (t->state.load(std::memory_order_relaxed) & 1) != 0 && claim(t)) {
+        claimed[i - lo] = t;
+        any = true;
+      }
+    }
+    if (!any) continue;
+    sys_membarrier();
+    for (int i = lo; i < hi; i++) {
+      SysTls* t = claimed[i - lo];
+      if (t == nullptr) continue;
+      const bool in_call = (t->state.load(std::memory_order_acquire) & 1) != 0;
+      if (in_call) {
+        ps[i] = materialize(ms[i]);
+        taken++;
+      }
+      let_go(t, in_call);
+    }
+  }
+  return taken;
+}
+
+void sys_self_take() {
+  SysTls* t = &tls_sys;
+  M* m = tls_m;
+  for (;;) {
+    const std::uint32_t r = wait_taker(t);
+    if ((r & sysTaken) != 0) return;  // a taker did it while we waited
+    std::uint32_t want = r;
+    // sysTake and sysTaken at once: our own getg, inside materialize, must
+    // see the call as taken already.
+    if (t->req.compare_exchange_strong(want, r | sysTake | sysTaken, std::memory_order_acquire,
+                                       std::memory_order_relaxed))
+      break;
+  }
+  materialize(m);
+  t->req.fetch_and(~sysTake, std::memory_order_release);
+}
+
+void blocking_exit_slow() {
+  SysTls* t = &tls_sys;
+  const std::uint32_t r = wait_taker(t);
+  if ((r & sysTaken) != 0) {
+    t->req.fetch_and(~sysTaken, std::memory_order_relaxed);
+    exitsyscall();
+    return;
+  }
+  // A taker looked and let go, or the path was closed meanwhile. If main has
+  // returned (begin_exit closed it), this goroutine is abandoned as
+  // exitsyscall abandons one: we still hold our P and run.
+  if (rt()->sched.exiting.load(std::memory_order_relaxed)) {
+    mcall(getg(), M::Req::abandon);
+    __builtin_trap();
+  }
 }
 
 // ---------------------------------------------------------------------------

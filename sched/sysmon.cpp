@@ -38,7 +38,43 @@ struct PSnapshot {
   std::int64_t schedwhen = 0;
   std::uint32_t syscalltick = 0;
   std::int64_t syscallwhen = 0;
+  // A lazy blocking() call on the P's M (syscall.cpp): which M, and its
+  // SysTls.state, odd and the same for as long as it is the same call.
+  M* lazym = nullptr;
+  std::uint32_t lazystate = 0;
 };
+
+// retake_worth says whether to take a P out of a system call that has lasted
+// a whole tick: if someone could use it, because there is queued work or
+// nobody is spinning or idle to pick up new work; else only after 10 ms, so
+// that short calls keep their P without a handoff.
+bool retake_worth(Runtime* r, P* p, std::int64_t since, std::int64_t now) {
+  const bool work = !runqempty(p) || r->sched.runqsize.load(std::memory_order_relaxed) > 0;
+  const bool helpers = r->sched.nmspinning.load(std::memory_order_relaxed) +
+                           r->sched.npidle.load(std::memory_order_relaxed) >
+                       0;
+  return work || !helpers || since + forcePreemptNS <= now;
+}
+
+// retake_syscall hands p, in _Psyscall, to another M if it is still there.
+bool retake_syscall(Runtime* r, P* p, std::int64_t now) {
+  // Count ourselves as a running M while the P is in our hands (Go's
+  // incidlelocked(-1)): else the M we retake from can leave its call,
+  // find no P, go idle, and checkdead would see nobody running and a
+  // runnable goroutine — before handoffp gives the P to anyone.
+  incidlelocked(r, -1);
+  Pstatus expect = Pstatus::syscall;
+  const bool took =
+      p->status.compare_exchange_strong(expect, Pstatus::idle, std::memory_order_acq_rel);
+  if (took) {
+    p->syscalltick.fetch_add(1, std::memory_order_relaxed);
+    r->sched.nhandoff.fetch_add(1, std::memory_order_relaxed);
+    if (trace_on) trace_emit(TraceKind::sysmon, 0, p->id, 0, 0, 0, "SysmonRetake", now);
+    handoffp(p);
+  }
+  incidlelocked(r, 1);
+  return took;
+}
 
 // retake asks goroutines that have held a P for a whole time slice to
 // yield, and takes Ps away from Ms blocked in system calls (handoffp).
@@ -62,39 +98,37 @@ int retake(Runtime* r, std::vector<PSnapshot>& snaps, std::int64_t now) {
     if (st == Pstatus::syscall) {
       // In the same system call as at our last look (syscalltick counts
       // the calls that returned)? Then it has blocked for a whole sysmon
-      // tick. Retake the P if someone could use it: there is queued work,
-      // or nobody is spinning or idle to pick up new work; else leave it for
-      // up to 10 ms, so that short calls keep their P without a handoff.
+      // tick.
       const std::uint32_t t = p->syscalltick.load(std::memory_order_relaxed);
       if (ps.syscalltick != t) {
         ps.syscalltick = t;
         ps.syscallwhen = now;
         continue;
       }
-      const bool work = !runqempty(p) || r->sched.runqsize.load(std::memory_order_relaxed) > 0;
-      const bool helpers = r->sched.nmspinning.load(std::memory_order_relaxed) +
-                               r->sched.npidle.load(std::memory_order_relaxed) >
-                           0;
-      if (!work && helpers && ps.syscallwhen + forcePreemptNS > now) continue;
-      // Count ourselves as a running M while the P is in our hands (Go's
-      // incidlelocked(-1)): else the M we retake from can leave its call,
-      // find no P, go idle, and checkdead would see nobody running and a
-      // runnable goroutine — before handoffp gives the P to anyone.
-      incidlelocked(r, -1);
-      Pstatus expect = Pstatus::syscall;
-      const bool took =
-          p->status.compare_exchange_strong(expect, Pstatus::idle, std::memory_order_acq_rel);
-      if (took) {
-        p->syscalltick.fetch_add(1, std::memory_order_relaxed);
-        r->sched.nhandoff.fetch_add(1, std::memory_order_relaxed);
-        if (trace_on) trace_emit(TraceKind::sysmon, 0, p->id, 0, 0, 0, "SysmonRetake", now);
-        handoffp(p);
-        n++;
-      }
-      incidlelocked(r, 1);
+      if (retake_worth(r, p, ps.syscallwhen, now) && retake_syscall(r, p, now)) n++;
       continue;
     }
     if (st != Pstatus::running) continue;
+    // A running P whose M is in a lazy blocking() call is in a system call
+    // too, one that still holds its P: the same rule, once the call is made
+    // an ordinary one (sys_take, syscall.cpp). And no preemption: a thread
+    // in a call has no goroutine code to stop, and the signal would cut its
+    // call short.
+    if (M* m = p->m.load(std::memory_order_acquire); m != nullptr && sys_in_call(m)) {
+      const std::uint32_t state =
+          m->sys.load(std::memory_order_relaxed)->state.load(std::memory_order_relaxed);
+      if (ps.lazym != m || ps.lazystate != state) {
+        ps.lazym = m;
+        ps.lazystate = state;
+        ps.syscallwhen = now;
+        continue;
+      }
+      if (!retake_worth(r, p, ps.syscallwhen, now)) continue;
+      P* taken = nullptr;
+      if (sys_take(&m, &taken, 1) == 1 && taken != nullptr && retake_syscall(r, taken, now)) n++;
+      continue;
+    }
+    ps.lazym = nullptr;
     const std::uint32_t t = p->schedtick.load(std::memory_order_relaxed);
     if (ps.schedtick != t) {
       ps.schedtick = t;

@@ -174,7 +174,7 @@ TEST_P(Syscall, FastBlockingCallsKeepTheirP) {
 // which is what a CPU hog on each core did, now and then, to the old code.
 std::atomic<long> held{0};  // how often the hook held a thread
 
-TEST_P(Syscall, StopTheWorldWhileCallsEnterAndLeave) {
+void stops_while_calls_enter_and_leave(const goro::Options& opts) {
   held = 0;
   std::atomic<long> calls{0};
   int stops = 0;
@@ -188,7 +188,7 @@ TEST_P(Syscall, StopTheWorldWhileCallsEnterAndLeave) {
     }
     ~Hook() { goro::detail::testhook_gcstop = nullptr; }
   } hook;
-  goro::run(opts(), [&] {
+  goro::run(opts, [&] {
     const int procs = goro::gomaxprocs();
     std::atomic<bool> done{false};
     goro::WaitGroup wg;
@@ -216,10 +216,197 @@ TEST_P(Syscall, StopTheWorldWhileCallsEnterAndLeave) {
   EXPECT_GT(calls.load(), 0);
   // How often the window was held open: not asserted (a loaded machine may
   // schedule it away), but a run that never held it tested little.
-  RecordProperty("held", static_cast<int>(held.load()));
+  ::testing::Test::RecordProperty("held", static_cast<int>(held.load()));
   std::printf("%d stops, %ld calls, %ld threads held at a stop's door\n", stops, calls.load(),
               held.load());
 }
+
+// On the lazy path (the default), a stop takes each P from its call with
+// sys_take; the hook's window is not on that path. With GORO_DEBUG=
+// lazysyscall=0 every call is Go's, and the hook holds the threads there.
+TEST_P(Syscall, StopTheWorldWhileCallsEnterAndLeave) {
+  stops_while_calls_enter_and_leave(opts());
+}
+
+TEST_P(Syscall, StopTheWorldWhileOrdinaryCallsEnterAndLeave) {
+  setenv("GORO_DEBUG", "lazysyscall=0", 1);
+  stops_while_calls_enter_and_leave(opts());
+  unsetenv("GORO_DEBUG");
+}
+
+// ---------------------------------------------------------------------------
+// blocking()'s lazy path (sched/syscall.cpp)
+
+#if GORO_LAZY_SYSCALL
+bool in_lazy_call() {
+  return (goro::detail::sys_tls()->state.load() & 1) != 0;
+}
+bool lazy_call_taken() {
+  return (goro::detail::sys_tls()->req.load() & goro::detail::sysTaken) != 0;
+}
+
+// A call that nobody disturbs stays lazy from start to end: the thread is
+// marked in the call, nothing has asked for its P, and the goroutine still
+// holds that P (its status is running; the lazy path touched none of it).
+TEST_P(Syscall, LazyCallKeepsItsP) {
+  bool lazy = false, taken = true;
+  goro::run(opts(), [&] {
+    goro::blocking([&] {
+      lazy = in_lazy_call();
+      taken = lazy_call_taken();
+    });
+    EXPECT_FALSE(in_lazy_call());
+  });
+  EXPECT_TRUE(lazy) << "blocking() did not take the lazy path";
+  EXPECT_FALSE(taken);
+}
+
+// GORO_DEBUG=lazysyscall=0 closes it: every call is Go's.
+TEST_P(Syscall, LazySyscallOffTakesGosPath) {
+  bool lazy = true;
+  setenv("GORO_DEBUG", "lazysyscall=0", 1);
+  goro::run(opts(), [&] { goro::blocking([&] { lazy = in_lazy_call(); }); });
+  unsetenv("GORO_DEBUG");
+  EXPECT_FALSE(lazy);
+}
+
+// Runtime calls made by the code inside a lazy call: the first one turns the
+// call into an ordinary one (sys_self_take), so the runtime sees a goroutine
+// in a system call without a P, as with Go's path. Channel operations that
+// do not park, go(), a Pool, an allocation on the collected heap and a
+// nested blocking() all work there, and the goroutine has its P back after.
+TEST_P(Syscall, RuntimeCallsInsideALazyCall) {
+  goro::run(opts(), [&] {
+    auto ch = goro::make_chan<int>(4);
+    goro::Pool<int> pool([] { return goro::gc::make<int>(5); });
+    bool taken_before = true, taken_after = false;
+    const int v = goro::blocking([&] {
+      taken_before = lazy_call_taken();
+      ch.send(1);  // buffered: no park
+      goro::go([&] { ch.send(2); });
+      int* x = pool.get();
+      pool.put(x);
+      auto obj = goro::gc::make<int>(41);
+      const int nested = goro::blocking([] { return 1; });
+      taken_after = lazy_call_taken();
+      return *obj + nested;
+    });
+    EXPECT_FALSE(taken_before);
+    EXPECT_TRUE(taken_after);
+    EXPECT_EQ(v, 42);
+    EXPECT_EQ(ch.recv(), 1);
+    EXPECT_EQ(ch.recv(), 2);
+    goro::yield();  // the P is ours again: the scheduler runs on
+    EXPECT_FALSE(in_lazy_call());
+    EXPECT_FALSE(lazy_call_taken());
+  });
+}
+
+// sysmon takes the P of a lazy call that blocks, as it takes a P in
+// _Psyscall: with one P (with more, an idle one would run it), a goroutine
+// queued behind the call runs while the call lasts, and the call knows, on
+// return, that it was taken.
+TEST(SyscallLazy, SysmonTakesABlockedLazyCall) {
+  bool taken = false;
+  std::atomic<bool> ran{false};
+  goro::Options o;
+  o.procs = 1;
+  goro::run(o, [&] {
+    goro::detail::Sched& s = goro::detail::rt()->sched;
+    const std::uint64_t before = s.nhandoff.load();
+    goro::go([&] { ran = true; });
+    goro::blocking([&] {
+      Deadline d(5s);
+      while (!ran.load() && !d.passed()) usleep(1000);
+      taken = lazy_call_taken();
+    });
+    EXPECT_TRUE(ran.load()) << "the queued goroutine did not run while the call blocked";
+    EXPECT_GT(s.nhandoff.load(), before);
+  });
+  EXPECT_TRUE(taken) << "the P left without the call being taken";
+}
+
+// main returns while another goroutine is inside a lazy call: run() returns
+// once that call does, and the goroutine is abandoned there (its code after
+// the call never runs), as on Go's path.
+TEST_P(Syscall, MainReturnsDuringALazyCall) {
+  std::atomic<bool> inside{false}, after{false};
+  goro::run(opts(), [&] {
+    goro::go([&] {
+      goro::blocking([&] {
+        inside = true;
+        usleep(100'000);
+      });
+      after = true;
+    });
+    Deadline d(5s);
+    while (!inside.load() && !d.passed()) goro::sleep_for(1ms);
+    EXPECT_TRUE(inside.load());
+  });
+  EXPECT_FALSE(after.load()) << "an abandoned goroutine ran on after its call";
+}
+
+// The handshake under stress (and TSan): goroutines on every P in short
+// lazy calls, some of which sleep or call the runtime inside, while stops of
+// the world (gc::collect, gomaxprocs) and sysmon take calls at every point
+// of their way in and out. Every call returns its value, every stop gets
+// every P, and the counts add up.
+TEST_P(Syscall, LazyCallsUnderStopsAndTakes) {
+  std::atomic<long> calls{0}, bad{0};
+  int stops = 0;
+  goro::run(opts(), [&] {
+    const int procs = goro::gomaxprocs();
+    std::atomic<bool> done{false};
+    goro::WaitGroup wg;
+    const int n = 2 * procs + 2;
+    for (int i = 0; i < n; i++) {
+      wg.add(1);
+      goro::go([&, i] {
+        for (long k = 0; k < 10'000'000 && !done.load(std::memory_order_relaxed); k++) {
+          long v = 0;
+          switch ((k + i) % 4) {
+            case 0: v = goro::blocking([] { return static_cast<long>(getppid()); }); break;
+            case 1:
+              v = goro::blocking([] {
+                usleep(30);
+                return static_cast<long>(getppid());
+              });
+              break;
+            case 2:
+              v = goro::blocking([] { return static_cast<long>(goro::goid() ? getppid() : 0); });
+              break;
+            default:
+              v = goro::blocking(
+                  [] { return goro::blocking([] { return static_cast<long>(getppid()); }); });
+              break;
+          }
+          if (v != getppid()) bad.fetch_add(1, std::memory_order_relaxed);
+          calls.fetch_add(1, std::memory_order_relaxed);
+          if (k % 16 == 15) goro::yield();
+        }
+        wg.done();
+      });
+    }
+    const auto deadline = std::chrono::steady_clock::now() + 1500ms;
+    for (; stops < 1'000'000 && std::chrono::steady_clock::now() < deadline; stops++) {
+      if (stops % 8 == 0)
+        goro::gc::collect();
+      else if (stops % 8 == 4)
+        goro::gomaxprocs(stops % 16 == 4 ? procs + 1 : procs);
+      else
+        (void)goro::gc::stats();
+      goro::yield();
+    }
+    goro::gomaxprocs(procs);
+    done = true;
+    wg.wait();
+    EXPECT_EQ(goro::gomaxprocs(), procs);
+  });
+  EXPECT_GT(stops, 0);
+  EXPECT_GT(calls.load(), 0);
+  EXPECT_EQ(bad.load(), 0);
+}
+#endif
 
 // ---------------------------------------------------------------------------
 // lock_os_thread

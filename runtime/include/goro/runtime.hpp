@@ -8,6 +8,7 @@
 // hide the bug.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -109,6 +110,49 @@ struct SyscallRegs {
 };
 void entersyscall(SyscallRegs* regs);  // spill, then entersyscall()
 
+// SysTls is the per-thread word pair of blocking()'s lazy fast path
+// (sched/syscall.cpp has the protocol). `state` is written only by its
+// thread: odd while the thread is inside a blocking() call that has kept its
+// P, even otherwise, one more at each step, so an odd value names one call.
+// `req` is how the rest of the runtime talks to that call: sysTake (a taker
+// holds the word, the thread must wait for it), sysTaken (the call was
+// turned into an ordinary entersyscall: exitsyscall must undo it), sysSlow
+// (take the ordinary path: a thread without a goroutine, tracing on, the
+// runtime exiting, no membarrier(2)). Threads start with sysSlow set.
+struct SysTls {
+  std::atomic<std::uint32_t> state;
+  std::atomic<std::uint32_t> req;
+};
+inline constexpr std::uint32_t sysTake = 1, sysTaken = 2, sysSlow = 4;
+void blocking_exit_slow();  // req was not 0 when the call returned
+
+#if defined(__x86_64__) && defined(__ELF__)
+[[gnu::tls_model("initial-exec")]] extern thread_local SysTls tls_sys asm("goro_tls_sys");
+// sys_tls is this thread's SysTls. asm volatile, so that it is recomputed
+// where it is written: the compiler treats a thread_local's address as fixed
+// within a function, and the goroutine calling blocking() may have moved to
+// another thread since an earlier read in the same function.
+inline SysTls* sys_tls() {
+  SysTls* t;
+  asm volatile("movq goro_tls_sys@gottpoff(%%rip), %0\n\taddq %%fs:0, %0" : "=r"(t) : : "memory");
+  return t;
+}
+// spill_regs stores the callee-saved registers into regs, as entersyscall's
+// entry does: they may hold the caller's pointers to collected objects.
+inline void spill_regs(SyscallRegs* regs) {
+  asm volatile(
+      "movq %%rbx, 0(%0)\n\tmovq %%rbp, 8(%0)\n\tmovq %%r12, 16(%0)\n\t"
+      "movq %%r13, 24(%0)\n\tmovq %%r14, 32(%0)\n\tmovq %%r15, 40(%0)\n\t"
+      "movq %%rsp, 48(%0)"
+      :
+      : "r"(regs)
+      : "memory");
+}
+#define GORO_LAZY_SYSCALL 1
+#else
+#define GORO_LAZY_SYSCALL 0
+#endif
+
 }  // namespace detail
 
 // go starts fn on a new goroutine: Go's `go fn()`. `where` is recorded for
@@ -133,13 +177,39 @@ void go(F&& fn, std::source_location where = std::source_location::current()) {
 // scheduler can hand this goroutine's P to another thread meanwhile.
 template <class F>
 decltype(auto) blocking(F&& fn) {
+  // The garbage collector may run while fn blocks without a P: the
+  // callee-saved registers (which may hold the caller's GC pointers) are
+  // spilled into this frame, on the goroutine's stack, where it scans.
+  detail::SyscallRegs regs;
+#if GORO_LAZY_SYSCALL
+  // The lazy path: mark this thread "in a call" in its own TLS and keep the
+  // P. Nothing else is touched, so a call that returns soon costs two plain
+  // stores and two loads; whoever needs the P meanwhile (sysmon, a
+  // stop-the-world) turns the call into an ordinary entersyscall first.
+  detail::SysTls* t = detail::sys_tls();
+  const std::uint32_t s = t->state.load(std::memory_order_relaxed);
+  if ((s & 1) == 0 && t->req.load(std::memory_order_relaxed) == 0) [[likely]] {
+    struct Exit {
+      ~Exit() {
+        detail::SysTls* t = detail::sys_tls();
+        t->state.store(t->state.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+        // Only a compiler barrier: a taker pairs its own store with
+        // membarrier(2), which orders this thread's store before its load.
+        std::atomic_signal_fence(std::memory_order_seq_cst);
+        if (t->req.load(std::memory_order_acquire) != 0) [[unlikely]]
+          detail::blocking_exit_slow();
+      }
+    };
+    detail::spill_regs(&regs);
+    t->state.store(s + 1, std::memory_order_release);
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    Exit exit;
+    return std::forward<F>(fn)();
+  }
+#endif
   struct Exit {
     ~Exit() { detail::exitsyscall(); }
   };
-  // The garbage collector may run while fn blocks without a P: entersyscall
-  // spills the callee-saved registers (which may hold the caller's GC
-  // pointers) into this frame, on the goroutine's stack, where it scans.
-  detail::SyscallRegs regs;
   detail::entersyscall(&regs);
   Exit exit;
   return std::forward<F>(fn)();

@@ -63,33 +63,48 @@ namespace goro::detail {
 
 std::atomic<Runtime*> rt_{nullptr};
 
+// The thread's M and its blocking() word pair (ThreadTls, goro/runtime.hpp).
 // initial-exec: a direct %fs-relative load, not a __tls_get_addr call (goro
-// is linked at start-up, never dlopen'ed late). Declared in runtime2.hpp, whose
-// getm_inline reads it by its assembler name.
-[[gnu::tls_model("initial-exec")]] thread_local M* tls_m asm("goro_tls_m") = nullptr;
+// is linked at start-up, never dlopen'ed late); getm_inline and blocking()'s
+// inline path read it by its assembler name. Its sys half starts with
+// sysSlow: blocking() on a thread that is not an M takes the ordinary path,
+// whose Entry reports the misuse (syscall.cpp).
+[[gnu::tls_model("initial-exec")]] constinit thread_local ThreadTls tls asm("goro_tls") = {
+    nullptr, {{0}, {sysSlow}}, nullptr};
+
+// in_lazy_call: this thread has no M because it is inside a lazy blocking()
+// call (the M is in tls.lazy_m).
+static bool in_lazy_call() {
+  return (tls.sys.state.load(std::memory_order_relaxed) & 1) != 0;
+}
 
 GORO_YIELD_TEXT G* getg() {
   asm volatile("" ::: "memory");  // never fold two reads across a switch
-  M* m = tls_m;
-  return m != nullptr ? m->curg.load(std::memory_order_relaxed) : nullptr;
+  M* m = tls.m;
+  if (m == nullptr) [[unlikely]] {
+    if (!in_lazy_call()) return nullptr;
+    sys_self_take();
+    m = tls.m;
+  }
+  return m->curg.load(std::memory_order_relaxed);
 }
 
 M* getm() {
   asm volatile("" ::: "memory");
-  M* m = tls_m;
-  sys_check(m);
-  return m;
+  if (tls.m == nullptr && in_lazy_call()) [[unlikely]]
+    sys_self_take();
+  return tls.m;
 }
 
 M* getm_raw() {
   asm volatile("" ::: "memory");
-  return tls_m;
+  return tls.m;
 }
 
 void set_tls_m(M* m) {
-  tls_m = m;
+  sys_bind(m);  // first: unbinding reads the M being left
+  tls.m = m;
   if (m != nullptr) m->eh = fiber_thread_eh();
-  sys_bind(m);
 }
 
 // mcall switches from g to its M's g0 with a request for g0 to carry out

@@ -170,7 +170,6 @@ class Entry {
   // request; enter_slow does the rest (throw, safepoint) and the same.
   static G* enter(const char* api, Mode mode) {
     M* m = getm_inline();
-    sys_check(m);
     G* g = m != nullptr ? m->curg.load(std::memory_order_relaxed) : nullptr;
     if (g == nullptr || g->preempt.load(std::memory_order_relaxed)) [[unlikely]]
       return enter_slow(api, mode);

@@ -42,6 +42,7 @@
 #include <pthread.h>
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <mutex>
 #include <source_location>
@@ -214,6 +215,10 @@ struct alignas(64) P {
   detail::mcache* mcache = nullptr;
 };
 
+// sys_idle is the SysTls an M points at before its thread binds its own:
+// never in a call (syscall.cpp).
+extern SysTls sys_idle;
+
 // M is an OS thread.
 struct alignas(64) M {
   std::int64_t id = 0;
@@ -223,7 +228,7 @@ struct alignas(64) M {
   // This thread's SysTls (blocking()'s lazy path, syscall.cpp): for takers on
   // other threads, and for sys_check, which reads it beside curg. Set by the
   // thread itself when it starts.
-  std::atomic<SysTls*> sys{nullptr};
+  std::atomic<SysTls*> sys{&sys_idle};
   P* p = nullptr;           // the attached P (nullptr when idle or in syscall)
   P* nextp = nullptr;       // the P to acquire when woken (startm's handoff)
   P* oldp = nullptr;        // the P held before entersyscall
@@ -277,41 +282,31 @@ inline void releasem(M* m) {
 }
 
 // getm_inline reads the current M for the hottest paths (Entry, Lock): one
-// asm statement that loads the thread pointer's slot for tls_m, so it
+// asm statement that loads the thread pointer's slot for tls.m, so it
 // inlines, yet can never be cached across a switch to another thread (GCC
 // treats a thread_local's address as constant within a function; this asm
 // is volatile and clobbers memory, so it is re-executed wherever it is
 // written). Elsewhere, the out-of-line getm (proc.hpp).
-[[gnu::tls_model("initial-exec")]] extern thread_local M* tls_m asm("goro_tls_m");
 M* getm();
 M* getm_raw();  // getm without sys_check: signal handlers
 inline M* getm_inline() {
 #if defined(__x86_64__) && defined(__ELF__)
   M* m;
-  asm volatile("movq goro_tls_m@gottpoff(%%rip), %0\n\tmovq %%fs:(%0), %0" : "=r"(m) : : "memory");
+  asm volatile("movq goro_tls@gottpoff(%%rip), %0\n\tmovq %%fs:(%0), %0" : "=r"(m) : : "memory");
   return m;
 #else
   return getm_raw();
 #endif
 }
 
-// sys_check: before runtime code on this thread uses its M's P, a lazy
-// blocking() call the thread is inside (user code in the call has called the
-// runtime) becomes an ordinary entersyscall (syscall.cpp). Entry calls it —
-// user code reaches the runtime through an Entry, before anything reads
-// m.p — and so does getm. getg, on every hot path, does not; nor do
-// getm_inline and getm_raw (locks, signal handlers). m is this thread's M,
-// just read through the thread pointer: its sys field, beside curg, leads to
-// the thread's TLS block without another barrier.
+// sys_self_take: runtime code on this thread, called from the code inside
+// a lazy blocking() call, found no M (ThreadTls.m is null there): give the M
+// back and make the call an ordinary entersyscall, so that the runtime sees a
+// goroutine in a system call without a P (syscall.cpp). getg, getm and
+// Entry's slow path call it where they find no M; the hot paths pay
+// nothing. getm_inline and getm_raw do not (locks, signal handlers: to them
+// a thread in a lazy call has no M).
 void sys_self_take();
-inline void sys_check(M* m) {
-  if (m == nullptr) return;
-  SysTls* t = m->sys.load(std::memory_order_relaxed);
-  // acquire: a taker that set sysTaken wrote this M's fields before.
-  if (t != nullptr && (t->state.load(std::memory_order_relaxed) & 1) != 0 &&
-      (t->req.load(std::memory_order_acquire) & sysTaken) == 0) [[unlikely]]
-    sys_self_take();
-}
 
 // Threads without an M (the GC's mark helpers) take runtime locks too; they
 // have no P to lose, so only the rank is checked there.

@@ -268,11 +268,8 @@ G* exitsyscall0(Runtime* r, M* m, G* g) {
 // ---------------------------------------------------------------------------
 // blocking()'s lazy path (the essay at the top)
 
-// The definition of goro/runtime.hpp's tls_sys. A new thread starts with
-// sysSlow: blocking() on a thread that is not an M takes the ordinary path,
-// whose Entry reports the misuse.
-[[gnu::tls_model("initial-exec")]] constinit thread_local SysTls tls_sys asm("goro_tls_sys") = {
-    {0}, {sysSlow}};
+// What an M's sys points at while no thread is bound to it.
+constinit SysTls sys_idle{{0}, {sysSlow}};
 
 namespace {
 
@@ -357,9 +354,13 @@ void sys_init() {
 }
 
 void sys_bind(M* m) {
-  SysTls* t = &tls_sys;
+  SysTls* t = &tls.sys;
   if (m == nullptr) {
+    // The thread leaves its M (run() returning on m0, a thread ending at
+    // teardown): close the path, and point the M away from a TLS block that
+    // may soon be gone.
     t->req.fetch_or(sysSlow, std::memory_order_relaxed);
+    if (M* old = tls.m) old->sys.store(&sys_idle, std::memory_order_release);
     return;
   }
   m->sys.store(t, std::memory_order_release);
@@ -370,8 +371,7 @@ void sys_bind(M* m) {
 }
 
 bool sys_in_call(M* m) {
-  SysTls* t = m->sys.load(std::memory_order_acquire);
-  return t != nullptr && (t->state.load(std::memory_order_acquire) & 1) != 0;
+  return (m->sys.load(std::memory_order_acquire)->state.load(std::memory_order_acquire) & 1) != 0;
 }
 
 int sys_take(M* const* ms, P** ps, int n) {
@@ -408,8 +408,11 @@ int sys_take(M* const* ms, P** ps, int n) {
 }
 
 void sys_self_take() {
-  SysTls* t = &tls_sys;
-  M* m = tls_m;
+  SysTls* t = &tls.sys;
+  M* m = tls.lazy_m;
+  tls.m = m;
+  // acquire: a taker that set sysTaken wrote this M's fields before.
+  if ((t->req.load(std::memory_order_acquire) & sysTaken) != 0) return;
   for (;;) {
     const std::uint32_t r = wait_taker(t);
     if ((r & sysTaken) != 0) return;  // a taker did it while we waited
@@ -425,7 +428,7 @@ void sys_self_take() {
 }
 
 void blocking_exit_slow() {
-  SysTls* t = &tls_sys;
+  SysTls* t = &tls.sys;
   const std::uint32_t r = wait_taker(t);
   if ((r & sysTaken) != 0) {
     t->req.fetch_and(~sysTaken, std::memory_order_relaxed);

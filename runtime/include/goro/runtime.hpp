@@ -126,16 +126,30 @@ struct SysTls {
 inline constexpr std::uint32_t sysTake = 1, sysTaken = 2, sysSlow = 4;
 void blocking_exit_slow();  // req was not 0 when the call returned
 
+// ThreadTls is the runtime's per-thread block (sched/proc.cpp): the thread's
+// current M and the SysTls. Inside a lazy call m is null and lazy_m holds the
+// M: the runtime, reached from the code inside the call, finds no M and
+// takes its slow path, which makes the call an ordinary one first
+// (sys_self_take). So the runtime's hot paths pay nothing for the check.
+struct M;
+struct ThreadTls {
+  M* m;
+  SysTls sys;
+  M* lazy_m;
+};
 #if defined(__x86_64__) && defined(__ELF__)
-[[gnu::tls_model("initial-exec")]] extern thread_local SysTls tls_sys asm("goro_tls_sys");
+[[gnu::tls_model("initial-exec")]] extern constinit thread_local ThreadTls tls asm("goro_tls");
 // sys_tls is this thread's SysTls. asm volatile, so that it is recomputed
 // where it is written: the compiler treats a thread_local's address as fixed
 // within a function, and the goroutine calling blocking() may have moved to
 // another thread since an earlier read in the same function.
-inline SysTls* sys_tls() {
-  SysTls* t;
-  asm volatile("movq goro_tls_sys@gottpoff(%%rip), %0\n\taddq %%fs:0, %0" : "=r"(t) : : "memory");
+inline ThreadTls* thread_tls() {
+  ThreadTls* t;
+  asm volatile("movq %%fs:0, %0\n\taddq goro_tls@gottpoff(%%rip), %0" : "=r"(t) : : "memory");
   return t;
+}
+inline SysTls* sys_tls() {
+  return &thread_tls()->sys;
 }
 // spill_regs stores the callee-saved registers into regs, as entersyscall's
 // entry does: they may hold the caller's pointers to collected objects.
@@ -186,23 +200,28 @@ decltype(auto) blocking(F&& fn) {
   // P. Nothing else is touched, so a call that returns soon costs two plain
   // stores and two loads; whoever needs the P meanwhile (sysmon, a
   // stop-the-world) turns the call into an ordinary entersyscall first.
-  detail::SysTls* t = detail::sys_tls();
-  const std::uint32_t s = t->state.load(std::memory_order_relaxed);
-  if ((s & 1) == 0 && t->req.load(std::memory_order_relaxed) == 0) [[likely]] {
+  detail::ThreadTls* t = detail::thread_tls();
+  const std::uint32_t s = t->sys.state.load(std::memory_order_relaxed);
+  if ((s & 1) == 0 && t->sys.req.load(std::memory_order_relaxed) == 0) [[likely]] {
     struct Exit {
       ~Exit() {
-        detail::SysTls* t = detail::sys_tls();
-        t->state.store(t->state.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+        detail::ThreadTls* t = detail::thread_tls();
+        t->m = t->lazy_m;
+        std::atomic_signal_fence(std::memory_order_seq_cst);  // for a signal handler
+        t->sys.state.store(t->sys.state.load(std::memory_order_relaxed) + 1,
+                           std::memory_order_release);
         // Only a compiler barrier: a taker pairs its own store with
         // membarrier(2), which orders this thread's store before its load.
         std::atomic_signal_fence(std::memory_order_seq_cst);
-        if (t->req.load(std::memory_order_acquire) != 0) [[unlikely]]
+        if (t->sys.req.load(std::memory_order_acquire) != 0) [[unlikely]]
           detail::blocking_exit_slow();
       }
     };
     detail::spill_regs(&regs);
-    t->state.store(s + 1, std::memory_order_release);
+    t->lazy_m = t->m;
+    t->sys.state.store(s + 1, std::memory_order_release);
     std::atomic_signal_fence(std::memory_order_seq_cst);
+    t->m = nullptr;
     Exit exit;
     return std::forward<F>(fn)();
   }

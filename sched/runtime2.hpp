@@ -226,7 +226,7 @@ struct alignas(64) M {
   EhGlobals* eh = nullptr;  // this thread's C++ exception globals (fiber_thread_eh)
   std::atomic<G*> curg{nullptr};  // the G running on it (nullptr on g0); read by preemptall
   // This thread's SysTls (blocking()'s lazy path, syscall.cpp): for takers on
-  // other threads, and for sys_check, which reads it beside curg. Set by the
+  // other threads (sys_idle until the thread binds its own). Set by the
   // thread itself when it starts.
   std::atomic<SysTls*> sys{&sys_idle};
   P* p = nullptr;           // the attached P (nullptr when idle or in syscall)
@@ -288,7 +288,7 @@ inline void releasem(M* m) {
 // is volatile and clobbers memory, so it is re-executed wherever it is
 // written). Elsewhere, the out-of-line getm (proc.hpp).
 M* getm();
-M* getm_raw();  // getm without sys_check: signal handlers
+M* getm_raw();  // getm without sys_self_take: signal handlers
 inline M* getm_inline() {
 #if defined(__x86_64__) && defined(__ELF__)
   M* m;

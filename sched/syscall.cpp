@@ -16,14 +16,19 @@
 // whose system calls empty the TLB each of them costs a page walk after
 // every call (bench/README.md, "blocking's pages"). So blocking() (inline,
 // goro/runtime.hpp) first tries the lazy path, which touches only its own
-// thread's SysTls, a word pair in the TLS block:
-//   - enter: state += 1 (odd: "in a call"), if req is 0; the P stays
-//     attached, _Prunning, and the G _Grunning;
-//   - leave: state += 1 (even), then read req: 0 means nobody asked for the
-//     P meanwhile, and the call cost two plain stores and two loads.
+// thread's TLS block (ThreadTls: the M, and the word pair SysTls):
+//   - enter: state += 1 (odd: "in a call"), if req is 0, and hide the M
+//     (ThreadTls.m = nullptr, the M in lazy_m); the P stays attached,
+//     _Prunning, and the G _Grunning;
+//   - leave: put the M back, state += 1 (even), then read req: 0 means
+//     nobody asked for the P meanwhile, and the call cost a few plain stores
+//     and loads on one cache line.
+// Hiding the M is what makes runtime code called from inside the call
+// notice it at no cost to anyone else: getg and getm find no M there, and
+// their slow path (sys_self_take) gives it back and takes the call first.
 // Whoever needs the P while the thread is in the call — sysmon retaking it
 // from a call that has blocked for a tick, a stop-the-world, main's exit,
-// or runtime code that user code in the call has called (sys_check) — first
+// or runtime code that user code in the call has called (sys_self_take) — first
 // turns the call into the ordinary one, on the thread's behalf: exactly
 // entersyscall's stores (materialize). After that, the ordinary machinery
 // above takes over, and the thread, leaving the call, sees req and runs

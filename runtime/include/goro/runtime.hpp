@@ -196,10 +196,11 @@ decltype(auto) blocking(F&& fn) {
   // spilled into this frame, on the goroutine's stack, where it scans.
   detail::SyscallRegs regs;
 #if GORO_LAZY_SYSCALL
-  // The lazy path: mark this thread "in a call" in its own TLS and keep the
-  // P. Nothing else is touched, so a call that returns soon costs two plain
-  // stores and two loads; whoever needs the P meanwhile (sysmon, a
-  // stop-the-world) turns the call into an ordinary entersyscall first.
+  // The lazy path: mark this thread "in a call" in its own TLS, hide its M
+  // there, and keep the P. Nothing else is touched, so a call that returns
+  // soon costs a few plain stores and loads on one cache line; whoever needs
+  // the P meanwhile (sysmon, a stop-the-world, the runtime called from fn)
+  // turns the call into an ordinary entersyscall first.
   detail::ThreadTls* t = detail::thread_tls();
   const std::uint32_t s = t->sys.state.load(std::memory_order_relaxed);
   if ((s & 1) == 0 && t->sys.req.load(std::memory_order_relaxed) == 0) [[likely]] {

@@ -342,10 +342,13 @@ void let_go(SysTls* t, bool taken) {
 std::uint32_t wait_taker(SysTls* t) {
   std::uint32_t r;
   for (int i = 0; ((r = t->req.load(std::memory_order_acquire)) & sysTake) != 0; i++) {
-    if (i < 64)
-      __builtin_ia32_pause();
-    else
+    if (i >= 64) {
       sched_yield();
+    } else {
+#if defined(__x86_64__) || defined(__i386__)
+      __builtin_ia32_pause();
+#endif
+    }
   }
   return r;
 }
@@ -391,7 +394,7 @@ int sys_take(M* const* ms, P** ps, int n) {
     for (int i = lo; i < hi; i++) {
       ps[i] = nullptr;
       SysTls* t = ms[i]->sys.load(std::memory_order_acquire);
-      if (t != nullptr && (t->state.load(std::memory_order_relaxed) & 1) != 0 && claim(t)) {
+      if ((t->state.load(std::memory_order_relaxed) & 1) != 0 && claim(t)) {
         claimed[i - lo] = t;
         any = true;
       }
@@ -422,8 +425,9 @@ void sys_self_take() {
     const std::uint32_t r = wait_taker(t);
     if ((r & sysTaken) != 0) return;  // a taker did it while we waited
     std::uint32_t want = r;
-    // sysTake and sysTaken at once: our own getg, inside materialize, must
-    // see the call as taken already.
+    // sysTaken with sysTake: a taker that looks meanwhile finds the call
+    // taken and leaves it alone; this thread, leaving the call, sees
+    // sysTaken and runs exitsyscall.
     if (t->req.compare_exchange_strong(want, r | sysTake | sysTaken, std::memory_order_acquire,
                                        std::memory_order_relaxed))
       break;
@@ -436,6 +440,9 @@ void blocking_exit_slow() {
   SysTls* t = &tls.sys;
   const std::uint32_t r = wait_taker(t);
   if ((r & sysTaken) != 0) {
+#ifndef NDEBUG
+    if (!getm_raw()->in_blocking) fatal("blocking_exit_slow: a taken call is not in blocking()");
+#endif
     t->req.fetch_and(~sysTaken, std::memory_order_relaxed);
     exitsyscall();
     return;

@@ -117,6 +117,12 @@ void set_tls_m(M* m) {
 // switch is half done — the preemption signal must not take a P there.
 void mcall(G* g, M::Req req, bool dies) {
   M* m = g->m;
+  // Inside blocking()'s call the goroutine has no P to give back or take
+  // again: a park or a yield there (an empty channel, a sleep, a contended
+  // Mutex) cannot work. (Leaving the call, exitsyscall clears in_blocking
+  // first; abandon is how an exiting runtime drops it.)
+  if (m->in_blocking && req != M::Req::abandon) [[unlikely]]
+    fatal("goroutine parked inside blocking()'s call (it has no P there)");
   m->req = req;
   acquirem(m);
   fiber_switch(g->fiber, m->g0, m->eh, dies);

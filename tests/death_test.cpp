@@ -134,6 +134,25 @@ TEST_F(Death, DeadlockWithManyBlockedGoroutines) {
 
 constexpr const char* kDeadlock = "fatal error: all goroutines are asleep - deadlock!";
 
+// A goroutine that would park inside blocking()'s call has no P to park
+// from: a fatal error that says so, on the lazy path (the runtime call takes
+// the call first) and on Go's.
+TEST_F(Death, ParkInsideBlockingIsFatal) {
+  for (const char* debug : {"", "lazysyscall=0"}) {
+    EXPECT_EXIT(
+        {
+          setenv("GORO_DEBUG", debug, 1);
+          goro::run(procs(2), [] {
+            auto ch = goro::make_chan<int>();
+            goro::blocking([&] { return ch.recv(); });
+          });
+          std::exit(0);
+        },
+        ExitedWithCode(2), "fatal error: goroutine parked inside blocking\\(\\)'s call")
+        << "GORO_DEBUG=" << debug;
+  }
+}
+
 TEST_F(Death, DeadlockOnChannelReceive) {
   EXPECT_EXIT(
       {

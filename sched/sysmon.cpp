@@ -225,15 +225,23 @@ void schedtrace(Runtime* r, bool detailed) {
         if (pp->m.load(std::memory_order_acquire) == m) p = pp;
       }
       const MSnap& sn = ms.back();
+      // goro's addition to Go's line: lazysyscall=true while the M's thread
+      // is in a lazy blocking() call that nobody has taken yet (syscall.cpp).
+      // Its P and G still say running then; once taken, the call shows as
+      // Go's does (G status=3, the P in status=2 or handed off).
+      const SysTls* sys = m->sys.load(std::memory_order_acquire);
+      const bool lazy = (sys->state.load(std::memory_order_acquire) & 1) != 0 &&
+                        (sys->req.load(std::memory_order_acquire) & sysTaken) == 0;
       std::snprintf(buf, sizeof buf,
                     "  M%lld: p=%d curg=%lld mallocing=0 throwing=0 preemptoff= locks=%d dying=0 "
-                    "spinning=%s blocked=%s lockedg=%lld\n",
+                    "spinning=%s blocked=%s lockedg=%lld lazysyscall=%s\n",
                     static_cast<long long>(m->id), p != nullptr ? p->id : -1,
                     sn.curg != nullptr ? static_cast<long long>(sn.curg->goid) : -1LL,
                     m->locks.load(std::memory_order_relaxed),
                     m->spinning.load(std::memory_order_relaxed) ? "true" : "false",
                     m->blocked.load(std::memory_order_relaxed) ? "true" : "false",
-                    sn.lockedg != nullptr ? static_cast<long long>(sn.lockedg->goid) : -1LL);
+                    sn.lockedg != nullptr ? static_cast<long long>(sn.lockedg->goid) : -1LL,
+                    lazy ? "true" : "false");
       out += buf;
     }
     std::lock_guard<Lock> gl(r->allglock);

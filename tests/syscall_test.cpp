@@ -7,9 +7,15 @@
 #include <condition_variable>
 #include <mutex>
 #include <set>
+#include <sstream>
 #include <stdexcept>
+#include <string>
 
 #include "test_util.hpp"
+
+namespace goro::detail {
+void schedtrace(Runtime* r, bool detailed);  // sched/sysmon.cpp
+}
 
 namespace goro::test {
 namespace {
@@ -405,6 +411,90 @@ TEST_P(Syscall, LazyCallsUnderStopsAndTakes) {
   EXPECT_GT(stops, 0);
   EXPECT_GT(calls.load(), 0);
   EXPECT_EQ(bad.load(), 0);
+}
+
+// scheddetail during a call: a goroutine blocks in blocking() (a read of an
+// empty pipe) while main prints the dump.
+struct CallDump {
+  std::string dump;
+  std::uint64_t goid = 0;
+  bool taken = true;  // the call was taken at some point (read at its end)
+  long gstatus = -1;  // the goroutine's G line: status=
+  int mline = -1;     // its M line (curg= the goroutine): lazysyscall=true?
+  int lazy_ms = 0;    // M lines with lazysyscall=true
+};
+
+CallDump dump_during_call(const goro::Options& o) {
+  CallDump r;
+  int fds[2];
+  if (pipe(fds) != 0) {
+    ADD_FAILURE() << "pipe";
+    return r;
+  }
+  goro::run(o, [&] {
+    std::atomic<bool> entered{false};
+    goro::WaitGroup wg;
+    wg.add(1);
+    goro::go([&] {
+      r.goid = goro::goid();
+      goro::blocking([&] {
+        entered.store(true);
+        char c;
+        (void)!read(fds[0], &c, 1);
+        r.taken = lazy_call_taken();
+      });
+      wg.done();
+    });
+    for (Deadline d(5s); !entered.load() && !d.passed();) goro::yield();
+    EXPECT_TRUE(entered.load());
+    ::testing::internal::CaptureStderr();
+    goro::detail::schedtrace(goro::detail::rt(), true);
+    r.dump = ::testing::internal::GetCapturedStderr();
+    (void)!write(fds[1], "x", 1);
+    wg.wait();
+  });
+  close(fds[0]);
+  close(fds[1]);
+  std::istringstream in(r.dump);
+  const std::string gline = "  G" + std::to_string(r.goid) + ": status=";
+  const std::string curg = " curg=" + std::to_string(r.goid) + " ";
+  for (std::string line; std::getline(in, line);) {
+    const bool lazy = line.find(" lazysyscall=true") != std::string::npos;
+    if (line.rfind("  M", 0) == 0) {
+      r.lazy_ms += lazy;
+      if (line.find(curg) != std::string::npos) r.mline = lazy;
+    } else if (line.rfind(gline, 0) == 0) {
+      r.gstatus = std::strtol(line.c_str() + gline.size(), nullptr, 10);
+    }
+  }
+  return r;
+}
+
+// The M line says lazysyscall=true while nobody has taken the call, when its
+// G still says running (status=2): a call that was never taken must show so.
+// Once taken (sysmon may take it before the dump: with one P at once, as
+// main waits to run) it shows as Go's does, the G in status=3.
+TEST_P(Syscall, ScheddetailShowsALazyCall) {
+  const CallDump r = dump_during_call(opts());
+  ASSERT_GE(r.gstatus, 0) << r.dump;
+  ASSERT_GE(r.mline, 0) << r.dump;
+  EXPECT_EQ(r.lazy_ms, r.mline) << r.dump;
+  if (!r.taken) {
+    EXPECT_EQ(r.mline, 1) << r.dump;
+    EXPECT_EQ(r.gstatus, 2) << r.dump;
+  } else {
+    EXPECT_TRUE(r.mline == 1 || r.gstatus == 3) << r.dump;
+  }
+}
+
+// With GORO_DEBUG=lazysyscall=0 no M is ever in a lazy call.
+TEST_P(Syscall, ScheddetailShowsAnOrdinaryCall) {
+  setenv("GORO_DEBUG", "lazysyscall=0", 1);
+  const CallDump r = dump_during_call(opts());
+  unsetenv("GORO_DEBUG");
+  EXPECT_EQ(r.gstatus, 3) << r.dump;
+  EXPECT_EQ(r.mline, 0) << r.dump;
+  EXPECT_EQ(r.lazy_ms, 0) << r.dump;
 }
 #endif
 

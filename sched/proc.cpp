@@ -70,7 +70,7 @@ std::atomic<Runtime*> rt_{nullptr};
 // sysSlow: blocking() on a thread that is not an M takes the ordinary path,
 // whose Entry reports the misuse (syscall.cpp).
 [[gnu::tls_model("initial-exec")]] constinit thread_local ThreadTls tls asm("goro_tls") = {
-    nullptr, {{0}, {sysSlow}}, nullptr};
+    nullptr, {{0}, {sysSlow}}, nullptr, 0};
 
 // in_lazy_call: this thread has no M because it is inside a lazy blocking()
 // call (the M is in tls.lazy_m).

@@ -105,6 +105,11 @@ GORO_SYSCALL_TEXT void entersyscall() {
   casgstatus(g, Gstatus::running, Gstatus::syscall);
   if (trace_on) [[unlikely]] m->trace_syscall_ts = nanotime();
   m->in_blocking = true;
+  // A blocking() inside this call must nest in it: on the lazy path it would
+  // mark a call of an M without a P, and a taker would then make the thread
+  // run exitsyscall twice (found on a machine where the race is frequent:
+  // LazyCallsUnderStopsAndTakes failed 1 run in 3 there).
+  tls.ordinary = 1;
   p->m.store(nullptr, std::memory_order_relaxed);
   m->oldp = p;
   m->p = nullptr;
@@ -205,6 +210,7 @@ GORO_SYSCALL_TEXT void exitsyscall() {
   P* oldp = m->oldp;
   m->oldp = nullptr;
   m->in_blocking = false;
+  tls.ordinary = 0;  // before anything that can park: this thread's TLS
   // Fast path: our P is still waiting for us.
   Pstatus st = Pstatus::syscall;
   if (oldp == nullptr || !oldp->status.compare_exchange_strong(st, Pstatus::idle)) [[unlikely]] {

@@ -332,6 +332,36 @@ TEST(SyscallLazy, SysmonTakesABlockedLazyCall) {
   EXPECT_TRUE(taken) << "the P left without the call being taken";
 }
 
+// A blocking() inside an ordinary (Go's path) call nests in it, even when
+// the lazy path has opened again meanwhile: on the lazy path it would mark a
+// call of an M that has no P, and a taker (sysmon, a stop) would then make
+// the thread leave the ordinary call twice ("acquirep: invalid P state").
+// The outer call takes Go's path because req is not 0 as it starts, as when
+// a taker's claim has not been let go yet (here sysSlow, set by hand); the
+// inner one starts after req is 0 again.
+TEST_P(Syscall, BlockingInsideAnOrdinaryCallNests) {
+  goro::run(opts(), [&] {
+    bool outer_lazy = true, inner_lazy = true;
+    // Only used before the first blocking() returns: this goroutine does not
+    // leave its thread until then.
+    std::atomic<std::uint32_t>& req = goro::detail::sys_tls()->req;
+    req.fetch_or(goro::detail::sysSlow);
+    const long v = goro::blocking([&] {
+      outer_lazy = in_lazy_call();
+      req.fetch_and(~goro::detail::sysSlow);
+      return goro::blocking([&] {
+        inner_lazy = in_lazy_call();
+        return static_cast<long>(getppid());
+      });
+    });
+    EXPECT_FALSE(outer_lazy);
+    EXPECT_FALSE(inner_lazy) << "the inner call went lazy on an M without a P";
+    EXPECT_EQ(v, getppid());
+    goro::yield();
+    EXPECT_FALSE(in_lazy_call());
+  });
+}
+
 // main returns while another goroutine is inside a lazy call: run() returns
 // once that call does, and the goroutine is abandoned there (its code after
 // the call never runs), as on Go's path.

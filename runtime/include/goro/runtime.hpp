@@ -131,11 +131,15 @@ void blocking_exit_slow();  // req was not 0 when the call returned
 // M: the runtime, reached from the code inside the call, finds no M and
 // takes its slow path, which makes the call an ordinary one first
 // (sys_self_take). So the runtime's hot paths pay nothing for the check.
+// `ordinary` is 1 while the thread is inside an ordinary (Go's path)
+// blocking() call: a blocking() inside that one must nest in it, not start a
+// lazy call on an M that has no P (written only by its thread).
 struct M;
 struct ThreadTls {
   M* m;
   SysTls sys;
   M* lazy_m;
+  std::uint32_t ordinary;
 };
 #if defined(__x86_64__) && defined(__ELF__)
 [[gnu::tls_model("initial-exec")]] extern constinit thread_local ThreadTls tls asm("goro_tls");
@@ -203,7 +207,8 @@ decltype(auto) blocking(F&& fn) {
   // turns the call into an ordinary entersyscall first.
   detail::ThreadTls* t = detail::thread_tls();
   const std::uint32_t s = t->sys.state.load(std::memory_order_relaxed);
-  if ((s & 1) == 0 && t->sys.req.load(std::memory_order_relaxed) == 0) [[likely]] {
+  if ((s & 1) == 0 && t->sys.req.load(std::memory_order_relaxed) == 0 && t->ordinary == 0)
+      [[likely]] {
     struct Exit {
       ~Exit() {
         detail::ThreadTls* t = detail::thread_tls();

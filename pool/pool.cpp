@@ -145,7 +145,7 @@ void freeRetiredLocals(pool* p) {
 // directly for the same reason: on the Get/Put fast path the saved calls
 // are most of the cost.
 inline int procPin(Entry& e) {
-  return e.m()->p->id;
+  return e.entered_m()->p->id;
 }
 
 void unlist(std::vector<pool*>& v, pool* p) {
@@ -183,11 +183,14 @@ poolLocal* pinSlow(pool* p, int* pid) {
 // pin returns the pinned goroutine's poolLocal and P id (the caller holds
 // the Entry, which is the pin).
 inline poolLocal* pin(pool* p, Entry& e, int* pid) {
-  *pid = procPin(e);
+  const int id = procPin(e);
+  *pid = id;
   // Load order matters: localSize first. See the essay.
   const std::size_t s = p->localSize.load(std::memory_order_acquire);
   poolLocal* l = p->local.load(std::memory_order_acquire);
-  if (std::size_t(*pid) < s) return indexLocal(l, std::size_t(*pid));
+  // Index with id, not *pid: pinSlow takes pid's address, and a reload
+  // through memory would put a store-to-load forward on the hot path.
+  if (std::size_t(id) < s) return indexLocal(l, std::size_t(id));
   return pinSlow(p, pid);
 }
 
@@ -282,7 +285,7 @@ void pool_delete(pool* p) {
 template <bool Trace>
 inline void* getImpl(pool* p, getSource* src, int* pidOut = nullptr, int* stealP = nullptr) {
   Entry e("goro::Pool::get");
-  if (e.m()->p == nullptr) [[unlikely]] {
+  if (e.entered_m()->p == nullptr) [[unlikely]] {
     // Inside a blocking() call the goroutine has no P, so no local pool: the
     // caller gets New's object, as from an empty pool.
     if (Trace) *src = getSource::none;
@@ -347,7 +350,7 @@ void pool_put(pool* p, void* x) {
   assert(gc_is_object_start(x) && "goro::Pool::put: x does not come from goro::gc::make");
 #endif
   Entry e("goro::Pool::put");
-  if (e.m()->p == nullptr) [[unlikely]]
+  if (e.entered_m()->p == nullptr) [[unlikely]]
     return;  // no P (inside blocking()): dropped, as Go may
   int pid;
   poolLocal* l = pin(p, e, &pid);

@@ -153,7 +153,7 @@ class Entry {
   // back): for calls Go does not preempt at either, such as Mutex.Unlock,
   // where a yield would hand the mutex over behind the starvation logic.
   enum Mode : bool { Yield = true, NoYield = false };
-  explicit Entry(const char* api, Mode mode = Yield) : g_(enter(api, mode)) {}
+  explicit Entry(const char* api, Mode mode = Yield) { g_ = enter(api, mode, &m0_); }
   ~Entry() {
     g_->entries--;
     releasem(g_->m);  // g.m, not the M we entered on: we may have parked
@@ -164,21 +164,30 @@ class Entry {
   G* g() const { return g_; }
   // m is the M running us now; re-read it after anything that can park.
   M* m() const { return g_->m; }
+  // entered_m is the M we entered on: the same as m() for code that cannot
+  // park inside the Entry (Pool's Get and Put), without reloading g.m. On
+  // the hot path that reload sits between the thread's M and its P id.
+  M* entered_m() const { return m0_; }
 
  private:
   // enter is the common case inline: a goroutine with no preemption
   // request; enter_slow does the rest (throw, safepoint) and the same.
-  static G* enter(const char* api, Mode mode) {
+  static G* enter(const char* api, Mode mode, M** entered) {
     M* m = getm_inline();
     G* g = m != nullptr ? m->curg.load(std::memory_order_relaxed) : nullptr;
-    if (g == nullptr || g->preempt.load(std::memory_order_relaxed)) [[unlikely]]
-      return enter_slow(api, mode);
+    if (g == nullptr || g->preempt.load(std::memory_order_relaxed)) [[unlikely]] {
+      g = enter_slow(api, mode);
+      *entered = g->m;
+      return g;
+    }
     g->entries++;
     acquirem(m);
+    *entered = m;
     return g;
   }
   static G* enter_slow(const char* api, Mode mode);
   G* g_;
+  M* m0_;
 };
 
 // holdslocks reports whether g's M counts more in m.locks than g's own

@@ -61,6 +61,9 @@
 //   - only a taker holding sysTake (or the thread itself, in sys_self_take)
 //     writes the M's fields while the thread is in a lazy call, and it sets
 //     sysTaken before it lets go; the thread clears sysTaken;
+//   - ThreadTls.ordinary is 1 exactly from an ordinary call's entersyscall
+//     to its exitsyscall (written only by its thread); blocking() takes the
+//     lazy path only when it is 0, so a lazy call's M always has its P;
 //   - g.lockedm == m  <=>  m.lockedg == g.
 #include <linux/membarrier.h>
 #include <sched.h>

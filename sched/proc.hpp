@@ -209,6 +209,8 @@ void sys_init();
 void sys_bind(M* m);
 int sys_take(M* const* ms, P** ps, int n);
 bool sys_in_call(M* m);                           // m's thread is inside a lazy call (racy: a hint)
+bool sys_in_untaken_call(M* m);                   // ... one no taker has made ordinary yet
+void schedtrace(Runtime* r, bool detailed);       // GORO_DEBUG=schedtrace's lines (sysmon.cpp)
 void mcall(G* g, M::Req req, bool dies = false);  // switch to g0 with a request
 void schedule(Runtime* r, M* m);
 void gcstopm(Runtime* r, M* m);     // stop this M for a stop-the-world

@@ -110,8 +110,7 @@ GORO_SYSCALL_TEXT void entersyscall() {
   m->in_blocking = true;
   // A blocking() inside this call must nest in it: on the lazy path it would
   // mark a call of an M without a P, and a taker would then make the thread
-  // run exitsyscall twice (found on a machine where the race is frequent:
-  // LazyCallsUnderStopsAndTakes failed 1 run in 3 there).
+  // run exitsyscall twice.
   tls.ordinary = 1;
   p->m.store(nullptr, std::memory_order_relaxed);
   m->oldp = p;
@@ -389,6 +388,12 @@ void sys_bind(M* m) {
 
 bool sys_in_call(M* m) {
   return (m->sys.load(std::memory_order_acquire)->state.load(std::memory_order_acquire) & 1) != 0;
+}
+
+bool sys_in_untaken_call(M* m) {
+  const SysTls* t = m->sys.load(std::memory_order_acquire);
+  return (t->state.load(std::memory_order_acquire) & 1) != 0 &&
+         (t->req.load(std::memory_order_acquire) & sysTaken) == 0;
 }
 
 int sys_take(M* const* ms, P** ps, int n) {

@@ -229,9 +229,7 @@ void schedtrace(Runtime* r, bool detailed) {
       // is in a lazy blocking() call that nobody has taken yet (syscall.cpp).
       // Its P and G still say running then; once taken, the call shows as
       // Go's does (G status=3, the P in status=2 or handed off).
-      const SysTls* sys = m->sys.load(std::memory_order_acquire);
-      const bool lazy = (sys->state.load(std::memory_order_acquire) & 1) != 0 &&
-                        (sys->req.load(std::memory_order_acquire) & sysTaken) == 0;
+      const bool lazy = sys_in_untaken_call(m);
       std::snprintf(buf, sizeof buf,
                     "  M%lld: p=%d curg=%lld mallocing=0 throwing=0 preemptoff= locks=%d dying=0 "
                     "spinning=%s blocked=%s lockedg=%lld lazysyscall=%s\n",

@@ -16,10 +16,6 @@
 #include "test_util.hpp"
 #include "tools/goro-trace/trace_reader.hpp"
 
-namespace goro::detail {
-void schedtrace(Runtime* r, bool detailed);  // sched/sysmon.cpp
-}
-
 namespace goro::test {
 namespace {
 

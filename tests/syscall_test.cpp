@@ -13,10 +13,6 @@
 
 #include "test_util.hpp"
 
-namespace goro::detail {
-void schedtrace(Runtime* r, bool detailed);  // sched/sysmon.cpp
-}
-
 namespace goro::test {
 namespace {
 
